@@ -1,0 +1,8 @@
+// Package all registers every checkpoint format, in detection order: formats
+// with a specific magic first, generic containers (zip, pickle) after.
+package all
+
+import (
+	_ "ckpt2csv/convert/numpy"
+	_ "ckpt2csv/convert/safetensors"
+)

@@ -1,0 +1,137 @@
+// Package converttest holds helpers the format readers' tests share: a Source
+// over local files, reading a tensor's values back, and the real-world fixture
+// ground truth in ../shared/fixtures/real (tests skip when it is absent).
+package converttest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"ckpt2csv/convert"
+)
+
+// File is a convert.Source over a local file.
+type File struct {
+	*os.File
+	path string
+	size int64
+}
+
+// OpenFile opens path as a Source; the test closes it at cleanup.
+func OpenFile(t testing.TB, path string) *File {
+	t.Helper()
+	f, err := openFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func openFile(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &File{File: f, path: path, size: st.Size()}, nil
+}
+
+func (f *File) Size() int64       { return f.size }
+func (f *File) Name() string      { return f.path }
+func (f *File) LocalPath() string { return f.path }
+func (f *File) Sibling(_ context.Context, rel string) (convert.Source, error) {
+	return openFile(filepath.Join(filepath.Dir(f.path), filepath.FromSlash(rel)))
+}
+
+// Open detects and opens path with default limits.
+func Open(t testing.TB, path string) (convert.Checkpoint, error) {
+	t.Helper()
+	return convert.Open(context.Background(), OpenFile(t, path), "auto", convert.Limits{}.Defaults())
+}
+
+// Values reads tensor i's whole value stream.
+func Values(t testing.TB, ck convert.Checkpoint, i int) []byte {
+	t.Helper()
+	rc, err := ck.Values(context.Background(), i)
+	if err != nil {
+		t.Fatalf("tensor %d: %v", i, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("tensor %d: %v", i, err)
+	}
+	tn := ck.Info().Tensors[i]
+	if want := tn.Numel() * int64(tn.DType.Size()); int64(len(b)) != want {
+		t.Fatalf("tensor %q: streamed %d bytes, want %d", tn.Name, len(b), want)
+	}
+	return b
+}
+
+// SHA256 is the SPEC §5 checksum of streamed values: NaNs canonicalised, then sha256, hex.
+func SHA256(d convert.DType, b []byte) string {
+	c := append([]byte(nil), b...)
+	convert.CanonicalNaN(d.ValueType(), c)
+	s := sha256.Sum256(c)
+	return hex.EncodeToString(s[:])
+}
+
+// Expected is one real-world fixture's ground truth (expected/NAME.json).
+type Expected struct {
+	File         string           `json:"file"`
+	Format       string           `json:"format"`
+	Tensors      []ExpectedTensor `json:"tensors"`
+	ExtraTensors []ExpectedTensor `json:"extra_tensors"`
+	Notes        any              `json:"notes"`
+}
+
+// ExpectedTensor is one tensor as the real framework read it.
+type ExpectedTensor struct {
+	Name   string  `json:"name"`
+	DType  string  `json:"dtype"`
+	Shape  []int64 `json:"shape"`
+	Numel  int64   `json:"numel"`
+	SHA256 string  `json:"sha256"`
+	First  []any   `json:"first"`
+	Sum    any     `json:"sum"`
+}
+
+// RealFixtures is the folder of real-world checkpoints, or "" when this clone has none.
+func RealFixtures() string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "real")
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return dir
+	}
+	return ""
+}
+
+// Real returns the path of a real-world fixture file and its ground truth,
+// skipping the test when the fixtures folder is absent.
+func Real(t testing.TB, name string) (path string, exp Expected) {
+	t.Helper()
+	dir := RealFixtures()
+	if dir == "" {
+		t.Skip("no ../shared/fixtures/real in this clone")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "expected", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &exp); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "files", exp.File), exp
+}

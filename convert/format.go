@@ -1,0 +1,82 @@
+package convert
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Format is one checkpoint format: how to recognise it and how to open it.
+type Format struct {
+	Name string // the --format value: "numpy", "safetensors", "pytorch", ...
+	// Match reports whether src holds this format. head is the source's first
+	// bytes (up to HeadSize). Formats that share a magic (zip archives) may
+	// look further into src. Extensions are never trusted alone.
+	Match func(src Source, head []byte) bool
+	Open  func(ctx context.Context, src Source, lim Limits) (Checkpoint, error)
+}
+
+// HeadSize is how many leading bytes detection reads.
+const HeadSize = 4096
+
+var formats []Format
+
+// Register adds a format; format packages call it from init. Detection tries
+// formats in registration order (the order of imports in convert/all).
+func Register(f Format) {
+	formats = append(formats, f)
+}
+
+// Formats lists the registered format names, sorted.
+func Formats() []string {
+	var names []string
+	for _, f := range formats {
+		names = append(names, f.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Open detects src's format (or uses name when it is not "" or "auto") and opens it.
+func Open(ctx context.Context, src Source, name string, lim Limits) (Checkpoint, error) {
+	if name != "" && name != "auto" {
+		for _, f := range formats {
+			if f.Name == name {
+				return f.Open(ctx, src, lim)
+			}
+		}
+		return nil, fmt.Errorf("unknown format %q (known: %s)", name, strings.Join(Formats(), ", "))
+	}
+	f, err := Detect(src)
+	if err != nil {
+		return nil, err
+	}
+	return f.Open(ctx, src, lim)
+}
+
+// Detect finds the format of src from its magic bytes.
+func Detect(src Source) (Format, error) {
+	head := make([]byte, min(int64(HeadSize), src.Size()))
+	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
+		return Format{}, fmt.Errorf("reading header: %w", err)
+	}
+	for _, f := range formats {
+		if f.Match(src, head) {
+			return f, nil
+		}
+	}
+	switch {
+	case len(head) == 0:
+		return Format{}, Invalidf("empty file")
+	case IsLFSPointer(head):
+		return Format{}, Invalidf("a Git LFS pointer file, not the checkpoint itself (run `git lfs pull` to fetch the real file)")
+	}
+	return Format{}, ErrUnknownFormat
+}
+
+// IsLFSPointer reports whether head is a Git LFS pointer text file.
+func IsLFSPointer(head []byte) bool {
+	return strings.HasPrefix(string(head), "version https://git-lfs.github.com/spec/")
+}
