@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "ckpt2csv/convert/gguf"
 	_ "ckpt2csv/convert/numpy"
 	_ "ckpt2csv/convert/safetensors"
 )
