@@ -1,0 +1,129 @@
+// Walking a decoded tree safely: the memo makes trees DAGs with cycles, and
+// a few hundred bytes of pickle can nest lists a million deep or reference
+// one list 2^100 times through shared children.
+
+package pickle
+
+import "ckpt2csv/convert"
+
+// Children calls fn for each value directly inside v, in order: tuple, list
+// and set items; dict keys and values; an object's args, kwargs, state,
+// items and list; a persistent id's id.
+func Children(v any, fn func(child any)) {
+	switch v := v.(type) {
+	case *Tuple:
+		for _, x := range v.Items {
+			fn(x)
+		}
+	case *List:
+		for _, x := range v.Items {
+			fn(x)
+		}
+	case *Set:
+		for _, x := range v.Items {
+			fn(x)
+		}
+	case *Dict:
+		for _, it := range v.Items {
+			fn(it.Key)
+			fn(it.Value)
+		}
+	case *Object:
+		for _, x := range v.Args {
+			fn(x)
+		}
+		if v.Kwargs != nil {
+			fn(v.Kwargs)
+		}
+		if v.State != nil {
+			fn(v.State)
+		}
+		if v.Items != nil {
+			fn(v.Items)
+		}
+		for _, x := range v.List {
+			fn(x)
+		}
+	case *PersID:
+		fn(v.ID)
+	}
+}
+
+// IsContainer reports whether v is a pointer value that can be shared or cyclic.
+func IsContainer(v any) bool {
+	switch v.(type) {
+	case *Tuple, *List, *Set, *Dict, *Object, *PersID:
+		return true
+	}
+	return false
+}
+
+// Walk calls fn for v and, depth first, every value reachable from it. Each
+// container is entered once, so shared references and cycles cost nothing
+// more (time is linear in the number of distinct values). fn returns false
+// to skip v's children. A path deeper than maxDepth is ErrInvalid.
+func Walk(v any, maxDepth int, fn func(v any, depth int) bool) error {
+	seen := make(map[any]bool)
+	var walk func(v any, depth int) error
+	walk = func(v any, depth int) error {
+		if depth > maxDepth {
+			return convert.Invalidf("pickle: values nested deeper than %d", maxDepth)
+		}
+		if IsContainer(v) {
+			if seen[v] {
+				return nil
+			}
+			seen[v] = true
+		}
+		if !fn(v, depth) {
+			return nil
+		}
+		var err error
+		Children(v, func(c any) {
+			if err == nil {
+				err = walk(c, depth+1)
+			}
+		})
+		return err
+	}
+	return walk(v, 0)
+}
+
+// AsBytes returns the byte string v stands for: a *Bytes; a protocol 2
+// _codecs.encode(str, "latin-1") record (how Python 3 pickles bytes for
+// Python 2); or a Python 2 str (a string of raw bytes). ok is false when v is
+// none of these.
+func AsBytes(v any) (b *Bytes, ok bool, err error) {
+	switch v := v.(type) {
+	case *Bytes:
+		return v, true, nil
+	case string:
+		return &Bytes{Data: []byte(v)}, true, nil
+	case *Object:
+		if v.Op != OpReduce || !v.Class.Is("_codecs", "encode") {
+			return nil, false, nil
+		}
+		if len(v.Args) != 2 {
+			return nil, true, convert.Invalidf("pickle: _codecs.encode with %d arguments", len(v.Args))
+		}
+		s, ok1 := v.Args[0].(string)
+		enc, ok2 := v.Args[1].(string)
+		if !ok1 || !ok2 {
+			return nil, true, convert.Invalidf("pickle: _codecs.encode of %s, %s", typeName(v.Args[0]), typeName(v.Args[1]))
+		}
+		switch enc {
+		case "latin1", "latin-1", "iso-8859-1", "iso8859-1", "L1", "l1":
+		default:
+			return nil, true, convert.Invalidf("pickle: _codecs.encode to %q is not supported", clip(enc))
+		}
+		out := make([]byte, 0, len(s))
+		for _, r := range s {
+			if r > 0xff {
+				return nil, true, convert.Invalidf("pickle: _codecs.encode: U+%04X is not Latin-1", r)
+			}
+			out = append(out, byte(r))
+		}
+		return &Bytes{Data: out}, true, nil
+	}
+	return nil, false, nil
+}
