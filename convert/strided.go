@@ -1,9 +1,9 @@
 package convert
 
-// Strided views: a tensor whose elements sit in a backing region at
-// base + Σ index[k]·stride[k] (in elements), streamed in C order. NumPy's
-// Fortran-order arrays and PyTorch views (storage offsets, transposes,
-// stride-0 expands, channels_last) are all such views.
+// Strided views and byte order. A strided view is a tensor whose elements sit
+// in a backing region at base + Σ index[k]·stride[k] (in elements), streamed
+// in C order. NumPy's Fortran-order arrays and PyTorch views (storage
+// offsets, transposes, stride-0 expands, channels_last) are all such views.
 //
 // Memory is bounded whatever the tensor size: a 1 MiB read window that
 // coalesces small nearby reads, at most an 8 MiB tile for transposed layouts,
@@ -472,3 +472,72 @@ type errReadCloser struct{ err error }
 
 func (e errReadCloser) Read([]byte) (int, error) { return 0, e.err }
 func (e errReadCloser) Close() error             { return nil }
+
+// ByteSwapped reverses the bytes of each itemsize-byte element of rc: a
+// big-endian stream in, little-endian out. A stream that ends inside an
+// element is ErrInvalid.
+func ByteSwapped(rc io.ReadCloser, itemsize int) io.ReadCloser {
+	if itemsize <= 1 {
+		return rc
+	}
+	return &swapper{rc: rc, isz: itemsize, buf: make([]byte, (64<<10)/itemsize*itemsize+itemsize)}
+}
+
+type swapper struct {
+	rc            io.ReadCloser
+	isz           int
+	buf           []byte
+	off, end, len int // buf[off:end] swapped and ready, buf[end:len] a partial element
+	err           error
+}
+
+func (s *swapper) Read(p []byte) (int, error) {
+	if s.off == s.end {
+		if s.err != nil {
+			return 0, s.err
+		}
+		s.len = copy(s.buf, s.buf[s.end:s.len])
+		s.off, s.end = 0, 0
+		for s.len < s.isz && s.err == nil {
+			var n int
+			n, s.err = s.rc.Read(s.buf[s.len:])
+			s.len += n
+		}
+		s.end = s.len - s.len%s.isz
+		swapElements(s.buf[:s.end], s.isz)
+		if s.end == 0 {
+			if s.err == io.EOF && s.len > 0 {
+				s.err = Invalidf("data ends inside a %d-byte element", s.isz)
+			}
+			return 0, s.err
+		}
+	}
+	n := copy(p, s.buf[s.off:s.end])
+	s.off += n
+	return n, nil
+}
+
+func (s *swapper) Close() error { return s.rc.Close() }
+
+func swapElements(b []byte, isz int) {
+	switch isz {
+	case 2:
+		for i := 0; i+1 < len(b); i += 2 {
+			b[i], b[i+1] = b[i+1], b[i]
+		}
+	case 4:
+		for i := 0; i+3 < len(b); i += 4 {
+			b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+		}
+	case 8:
+		for i := 0; i+7 < len(b); i += 8 {
+			b[i], b[i+1], b[i+2], b[i+3], b[i+4], b[i+5], b[i+6], b[i+7] = b[i+7], b[i+6], b[i+5], b[i+4], b[i+3], b[i+2], b[i+1], b[i]
+		}
+	default:
+		for i := 0; i+isz <= len(b); i += isz {
+			for j, k := i, i+isz-1; j < k; j, k = j+1, k-1 {
+				b[j], b[k] = b[k], b[j]
+			}
+		}
+	}
+}
