@@ -78,10 +78,16 @@ func (d *Decoder) Offset() int64 { return d.in.pos }
 // Input is the decoder's input, to read what follows a pickle.
 func (d *Decoder) Input() *Input { return d.in }
 
+// recoverPanics is turned off by the fuzz test so that a bug shows as a crash.
+var recoverPanics = true
+
 // Decode reads one pickle, up to and including its STOP opcode, and returns
 // its value. The memo is per pickle, as in Python.
 func (d *Decoder) Decode() (v any, err error) {
 	defer func() {
+		if !recoverPanics {
+			return
+		}
 		if r := recover(); r != nil {
 			v, err = nil, convert.Invalidf("pickle: malformed data near byte %d (%v)", d.in.pos, r)
 		}

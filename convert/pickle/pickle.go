@@ -301,7 +301,7 @@ func (b *Bytes) Open() io.Reader {
 }
 
 // ReaderAt gives random access to the content (for strided or Fortran-order reads).
-func (b *Bytes) ReaderAt() io.ReaderAt {
+func (b *Bytes) ReaderAt() convert.SizedReaderAt {
 	if b.Src != nil {
 		return io.NewSectionReader(b.Src, b.Off, b.N)
 	}

@@ -100,6 +100,23 @@ func AsBytes(v any) (b *Bytes, ok bool, err error) {
 	case string:
 		return &Bytes{Data: []byte(v)}, true, nil
 	case *Object:
+		if v.Op == OpReduce && v.Class.Module == "builtins" && (v.Class.Name == "bytes" || v.Class.Name == "bytearray") {
+			// bytes() and bytearray() are empty; bytearray(b) wraps bytes (one level: no recursion on input)
+			switch {
+			case len(v.Args) == 0:
+				return &Bytes{ByteArray: v.Class.Name == "bytearray"}, true, nil
+			case len(v.Args) == 1:
+				if _, nested := v.Args[0].(*Object); nested && v.Class.Name == "bytearray" {
+					if inner, ok := v.Args[0].(*Object); ok && inner.Class.Is("_codecs", "encode") {
+						return AsBytes(inner)
+					}
+				}
+				if b, ok := v.Args[0].(*Bytes); ok {
+					return b, true, nil
+				}
+			}
+			return nil, true, convert.Invalidf("pickle: %s of %s is not supported", v.Class, typeName(v.Args[0]))
+		}
 		if v.Op != OpReduce || !v.Class.Is("_codecs", "encode") {
 			return nil, false, nil
 		}
@@ -126,4 +143,70 @@ func AsBytes(v any) (b *Bytes, ok bool, err error) {
 		return &Bytes{Data: out}, true, nil
 	}
 	return nil, false, nil
+}
+
+// AsDict returns the mapping v stands for: a *Dict, or the items of a dict
+// built by a call and SETITEMS (collections.OrderedDict(), defaultdict, a
+// dict subclass), or of OrderedDict(list of pairs). ok is false otherwise.
+func AsDict(v any) (d *Dict, ok bool) {
+	switch v := v.(type) {
+	case *Dict:
+		return v, true
+	case *Object:
+		if v.Items != nil {
+			return v.Items, true
+		}
+		if v.Class.Is("collections", "OrderedDict") || v.Class.Is("builtins", "dict") {
+			d := &Dict{}
+			if len(v.Args) == 1 {
+				if l, ok := AsList(v.Args[0]); ok { // AsList does not recurse
+					for _, p := range l {
+						if t, ok := p.(*Tuple); ok && len(t.Items) == 2 {
+							d.Set(t.Items[0], t.Items[1])
+						} else if l, ok := p.(*List); ok && len(l.Items) == 2 {
+							d.Set(l.Items[0], l.Items[1])
+						}
+					}
+				} else if src, ok := v.Args[0].(*Dict); ok {
+					return src, true
+				}
+			}
+			return d, true
+		}
+	}
+	return nil, false
+}
+
+// AsList returns the items of a list, tuple, set or frozenset, including
+// those built by a call of builtins.set / frozenset / list / tuple. ok is
+// false otherwise.
+func AsList(v any) ([]any, bool) {
+	switch v := v.(type) {
+	case *List:
+		return v.Items, true
+	case *Tuple:
+		return v.Items, true
+	case *Set:
+		return v.Items, true
+	case *Object:
+		if v.Op == OpReduce && v.Class.Module == "builtins" {
+			switch v.Class.Name {
+			case "set", "frozenset", "list", "tuple":
+				if len(v.Args) == 0 {
+					return nil, true
+				}
+				if len(v.Args) == 1 {
+					switch a := v.Args[0].(type) { // one level only: no recursion on input
+					case *List:
+						return a.Items, true
+					case *Tuple:
+						return a.Items, true
+					case *Set:
+						return a.Items, true
+					}
+				}
+			}
+		}
+	}
+	return nil, false
 }

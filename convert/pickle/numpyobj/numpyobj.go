@@ -18,7 +18,6 @@
 package numpyobj
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"strconv"
@@ -325,77 +324,29 @@ func (a *Array) check() error {
 }
 
 // Values streams the array's logical values: C order, little-endian, as
-// convert.Checkpoint.Values wants them. Fortran-order arrays are transposed
-// with reads bounded per chunk.
+// convert.Checkpoint.Values wants them (Fortran order through convert.Strided,
+// big-endian data byte-swapped).
 func (a *Array) Values() (io.ReadCloser, error) {
 	if a.Skip != "" || a.Data == nil {
 		return nil, convert.Invalidf("numpy array: %s", a.Skip)
 	}
-	var r io.Reader
+	var rc io.ReadCloser
 	if a.Fortran && len(a.Shape) > 1 {
-		r = newFortranReader(a.Data.ReaderAt(), a.Shape, a.ItemSize)
+		strides := make([]int64, len(a.Shape))
+		s := int64(1)
+		for k, d := range a.Shape {
+			strides[k] = s
+			s *= d
+		}
+		var err error
+		if rc, err = convert.OpenStrided(a.Data.ReaderAt(), 0, a.ItemSize, a.Shape, strides); err != nil {
+			return nil, err
+		}
 	} else {
-		r = a.Data.Open()
+		rc = io.NopCloser(a.Data.Open())
 	}
-	if a.BigEndian && a.ItemSize > 1 {
-		r = &swapReader{r: r, size: a.ItemSize}
+	if a.BigEndian {
+		rc = convert.ByteSwapped(rc, a.ItemSize)
 	}
-	return io.NopCloser(r), nil
-}
-
-// swapReader reverses the bytes of each item of size bytes.
-type swapReader struct {
-	r    io.Reader
-	size int
-	buf  []byte
-	out  []byte
-	err  error
-}
-
-func (s *swapReader) Read(p []byte) (int, error) {
-	for len(s.out) == 0 {
-		if s.err != nil {
-			return 0, s.err
-		}
-		if s.buf == nil {
-			s.buf = make([]byte, 64<<10/s.size*s.size)
-		}
-		n, err := io.ReadFull(s.r, s.buf)
-		if err == io.ErrUnexpectedEOF || err == io.EOF {
-			err = io.EOF
-		}
-		if n%s.size != 0 {
-			return 0, convert.Invalidf("array data ends inside an element")
-		}
-		SwapBytes(s.buf[:n], s.size)
-		s.out = s.buf[:n]
-		s.err = err
-	}
-	n := copy(p, s.out)
-	s.out = s.out[n:]
-	return n, nil
-}
-
-// SwapBytes reverses, in place, the bytes of each size-byte item of b.
-func SwapBytes(b []byte, size int) {
-	switch size {
-	case 2:
-		for i := 0; i+1 < len(b); i += 2 {
-			binary.LittleEndian.PutUint16(b[i:], binary.BigEndian.Uint16(b[i:]))
-		}
-	case 4:
-		for i := 0; i+3 < len(b); i += 4 {
-			binary.LittleEndian.PutUint32(b[i:], binary.BigEndian.Uint32(b[i:]))
-		}
-	case 8:
-		for i := 0; i+7 < len(b); i += 8 {
-			binary.LittleEndian.PutUint64(b[i:], binary.BigEndian.Uint64(b[i:]))
-		}
-	default:
-		for i := 0; i+size <= len(b); i += size {
-			for l, r := i, i+size-1; l < r; l, r = l+1, r-1 {
-				b[l], b[r] = b[r], b[l]
-			}
-		}
-	}
+	return rc, nil
 }
