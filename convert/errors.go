@@ -10,7 +10,7 @@ import (
 var ErrInvalid = errors.New("invalid checkpoint")
 
 // ErrUnknownFormat is returned (wrapping ErrInvalid) when no reader recognises a source.
-var ErrUnknownFormat = fmt.Errorf("unrecognised checkpoint format: %w", ErrInvalid)
+var ErrUnknownFormat error = &invalidError{msg: "unrecognised checkpoint format"}
 
 type invalidError struct {
 	msg   string

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"ckpt2csv/convert"
+	"ckpt2csv/job"
+	"ckpt2csv/storage"
+)
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runJob(ctx, "run", args, stdout, stderr)
+}
+
+func convertCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runJob(ctx, "convert", args, stdout, stderr)
+}
+
+// runJob is run and convert: they differ only in where the entries come from.
+func runJob(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) int {
+	s := defaultSettings()
+	fs := flag.NewFlagSet("ckpt2csv "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	s.bind(fs, cmd == "run")
+	if err := resolve(fs, &s, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return errUsage(stderr, err)
+	}
+	log, err := newLogger(s.LogFormat, s.LogLevel, stderr)
+	if err != nil {
+		return errUsage(stderr, err)
+	}
+	opt, err := jobOptions(s, log)
+	if err != nil {
+		return errUsage(stderr, err)
+	}
+	var entries []job.Entry
+	switch cmd {
+	case "run":
+		if s.Manifest == "" || fs.NArg() > 0 {
+			return errUsage(stderr, fmt.Errorf("run takes --manifest URI and no sources (use convert for sources)"))
+		}
+		entries, err = job.ReadManifest(ctx, s.Manifest)
+		if err != nil {
+			return errUsage(stderr, err)
+		}
+	case "convert":
+		if fs.NArg() == 0 {
+			return errUsage(stderr, fmt.Errorf("convert needs at least one SRC_URI"))
+		}
+		for _, a := range fs.Args() {
+			entries = append(entries, job.Entry{URI: a})
+		}
+	}
+	items, err := job.Plan(entries, s.ShardIndex, s.ShardCount)
+	if err != nil {
+		return errUsage(stderr, err)
+	}
+	runner, err := job.NewRunner(ctx, opt)
+	if err != nil {
+		return errUsage(stderr, err)
+	}
+	defer runner.Close()
+	runID := job.NewRunID(time.Now())
+	log = log.With().Str("run_id", runID).Int("shard_index", s.ShardIndex).Logger()
+	log.Info().Int("entries", len(entries)).Int("mine", len(items)).Int("shard_count", s.ShardCount).Msg("start")
+	rep, err := runner.Run(ctx, runID, items)
+	if s.DryRun {
+		printPlan(stdout, rep)
+		return exitOK
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("run report")
+		return exitRetryable
+	}
+	failed, retryable := rep.Outcome()
+	t := rep.Totals
+	log.Info().Int("exported", t.Exported).Int("skipped", t.Skipped).Int("failed", failed).
+		Int64("values", t.Values).Int64("bytes", t.Bytes).Float64("seconds", t.Seconds).Msg("done")
+	switch {
+	case failed == 0:
+		return exitOK
+	case retryable > 0:
+		return exitRetryable
+	}
+	return exitPermanent
+}
+
+// jobOptions turns settings into job options, checking every value.
+func jobOptions(s settings, log zerolog.Logger) (job.Options, error) {
+	var opt job.Options
+	if s.Out == "" && !s.DryRun {
+		return opt, fmt.Errorf("--out is required")
+	}
+	if s.Out == "" {
+		s.Out = "mem://dry-run"
+	}
+	size, err := parseSize(s.ShardSize)
+	if err != nil {
+		return opt, fmt.Errorf("--shard-size: %v", err)
+	}
+	cols, err := convert.ParseColumns(s.Columns)
+	if err != nil {
+		return opt, fmt.Errorf("--columns: %v", err)
+	}
+	switch s.Compression {
+	case "gzip", "zstd", "none":
+	default:
+		return opt, fmt.Errorf("--compression %q: want gzip, zstd or none", s.Compression)
+	}
+	if s.Format != "auto" && !contains(convert.Formats(), s.Format) {
+		return opt, fmt.Errorf("--format %q: want auto or one of %s", s.Format, strings.Join(convert.Formats(), ", "))
+	}
+	if s.Workers < 1 {
+		return opt, fmt.Errorf("--workers must be at least 1")
+	}
+	return job.Options{
+		Out: s.Out, Format: s.Format, Workers: s.Workers, Force: s.Force,
+		ShardIndex: s.ShardIndex, ShardCount: s.ShardCount, DryRun: s.DryRun,
+		Version: version, Log: log,
+		CSV: convert.Options{Columns: cols, Header: s.Header, Compression: s.Compression,
+			ShardSize: size, RawText: s.RawText, Include: s.Include, Exclude: s.Exclude},
+	}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// newLogger logs JSON, one event per line, unless on a terminal or asked for console.
+func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "console"
+		}
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func printPlan(w io.Writer, rep *job.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "ID\tACTION\tURI\n")
+	for _, e := range rep.Entries {
+		action := "export"
+		switch e.Status {
+		case job.StatusSkipped:
+			action = "skip (up to date)"
+		case job.StatusFailed:
+			action = "error: " + e.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.ID, action, e.URI)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d entries for shard index %d of %d\n", len(rep.Entries), rep.ShardIndex, max(rep.ShardCount, 1))
+}
+
+func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ckpt2csv inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	format := fs.String("format", "auto", "checkpoint format")
+	if err := parseInterleaved(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return errUsage(stderr, err)
+	}
+	if fs.NArg() != 1 {
+		return errUsage(stderr, fmt.Errorf("inspect takes one SRC_URI"))
+	}
+	uri := fs.Arg(0)
+	b, key, err := storage.OpenURI(ctx, uri)
+	if err != nil {
+		return errUsage(stderr, err)
+	}
+	defer b.Close()
+	obj, err := b.Object(ctx, key)
+	if err != nil {
+		return failure(stderr, err)
+	}
+	ck, err := convert.Open(ctx, obj, *format, convert.Limits{}.Defaults())
+	if err != nil {
+		return failure(stderr, fmt.Errorf("%s: %w", storage.Redact(uri), err))
+	}
+	defer ck.Close()
+	info := ck.Info()
+	type row struct {
+		Name      string        `json:"name"`
+		DType     convert.DType `json:"dtype"`
+		Shape     []int64       `json:"shape"`
+		Numel     int64         `json:"numel"`
+		Layer     string        `json:"layer_name"`
+		Param     string        `json:"param_type"`
+		LayerType string        `json:"layer_type,omitempty"`
+	}
+	rows := []row{}
+	var total int64
+	for _, t := range info.Tensors {
+		layer, param := t.Layer, t.Param
+		if layer == "" && param == "" {
+			layer, param = convert.SplitName(t.Name, ".")
+		}
+		rows = append(rows, row{t.Name, t.DType, t.Shape, t.Numel(), layer, param, t.LayerType})
+		total += t.Numel()
+	}
+	if *asJSON {
+		out := map[string]any{"uri": storage.Redact(uri), "format": info.Format, "size": obj.Size(),
+			"tensors": rows, "skipped": info.Skipped, "metadata": info.Metadata, "values": total,
+			"bytes_read": obj.BytesRead(), "requests": obj.Requests()}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "NAME\tDTYPE\tSHAPE\tNUMEL\tLAYER\tPARAM\tLAYER TYPE\n")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\t%s\n", r.Name, r.DType, r.Shape, r.Numel, r.Layer, r.Param, r.LayerType)
+	}
+	tw.Flush()
+	for _, s := range info.Skipped {
+		fmt.Fprintf(stdout, "skipped %s: %s\n", s.Name, s.Reason)
+	}
+	fmt.Fprintf(stdout, "%s: %s, %d tensors, %d values, %d bytes read of %d\n",
+		storage.Redact(uri), info.Format, len(rows), total, obj.BytesRead(), obj.Size())
+	return exitOK
+}
+
+// failure prints one line for a failed command and returns its exit code.
+func failure(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "ckpt2csv: %v\n", err)
+	if job.Permanent(err) {
+		return exitPermanent
+	}
+	return exitRetryable
+}
+
+func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ckpt2csv verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := parseInterleaved(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return errUsage(stderr, err)
+	}
+	if fs.NArg() != 1 {
+		return errUsage(stderr, fmt.Errorf("verify takes one EXPORT_URI (OUT/ID)"))
+	}
+	uri := fs.Arg(0)
+	rep, err := job.Verify(ctx, uri)
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2csv: verify %s: %v\n", storage.Redact(uri), err)
+		if errors.Is(err, convert.ErrMismatch) {
+			return exitPermanent
+		}
+		return exitRetryable
+	}
+	fmt.Fprintf(stdout, "%s: OK, %d shards, %d rows, %d tensors match metadata.json\n", storage.Redact(uri), rep.Shards, rep.Rows, rep.Tensors)
+	return exitOK
+}
+
+func versionCmd(_ context.Context, _ []string, stdout, _ io.Writer) int {
+	fmt.Fprintf(stdout, "ckpt2csv %s (commit %s, %s)\n", version, commit, runtime.Version())
+	return exitOK
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ckpt2csv/convert"
+)
+
+// ckpt2csv runs the command in-process and returns exit code, stdout, stderr.
+func ckpt2csv(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// writeNpy writes a little-endian float32 .npy file.
+func writeNpy(t *testing.T, path string, shape string, vals []float32) {
+	t.Helper()
+	hdr := "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }"
+	pad := 64 - (10+len(hdr)+1)%64
+	hdr += strings.Repeat(" ", pad%64) + "\n"
+	var b bytes.Buffer
+	b.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(&b, binary.LittleEndian, uint16(len(hdr)))
+	b.WriteString(hdr)
+	for _, v := range vals {
+		binary.Write(&b, binary.LittleEndian, math.Float32bits(v))
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readSidecar(t *testing.T, path string) *convert.Sidecar {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc convert.Sidecar
+	if err := json.Unmarshal(b, &sc); err != nil {
+		t.Fatal(err)
+	}
+	return &sc
+}
+
+func TestConvertVerifyAndTamper(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "w.npy")
+	writeNpy(t, src, "(2, 3)", []float32{0.1, -2.5, 3e-8, float32(math.Inf(-1)), 0, 1})
+	out := filepath.Join(dir, "out")
+	code, _, stderr := ckpt2csv(t, "convert", src, "--out", out, "--compression", "none", "--log-format", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	id := strings.TrimPrefix(src, "/")
+	exp := filepath.Join(out, id)
+	shard, err := os.ReadFile(filepath.Join(exp, "part-00000.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "layer_index,layer_name,param_type,tensor,flat_index,value\n" +
+		"0,,w,w,0,0.1\n0,,w,w,1,-2.5\n0,,w,w,2,3e-08\n0,,w,w,3,-Inf\n0,,w,w,4,0\n0,,w,w,5,1\n"
+	if string(shard) != want {
+		t.Errorf("shard:\n%s\nwant:\n%s", shard, want)
+	}
+	sc := readSidecar(t, filepath.Join(exp, "metadata.json"))
+	if sc.Source.Format != "numpy" || sc.Totals.Values != 6 || sc.Tensors[0].Shape[1] != 3 {
+		t.Errorf("sidecar %+v", sc)
+	}
+	if code, stdout, stderr := ckpt2csv(t, "verify", exp); code != exitOK {
+		t.Fatalf("verify exit %d: %s %s", code, stdout, stderr)
+	}
+	os.WriteFile(filepath.Join(exp, "part-00000.csv"), bytes.Replace(shard, []byte(",0.1\n"), []byte(",0.10000001\n"), 1), 0o644)
+	if code, _, _ := ckpt2csv(t, "verify", exp); code != exitPermanent {
+		t.Errorf("verify of an altered shard: exit %d", code)
+	}
+	os.Remove(filepath.Join(exp, "part-00000.csv"))
+	if code, _, _ := ckpt2csv(t, "verify", exp); code == exitOK {
+		t.Errorf("verify with a shard missing passed")
+	}
+}
+
+func TestRunSkipsUpToDateAndForceRedoes(t *testing.T) {
+	dir := t.TempDir()
+	writeNpy(t, filepath.Join(dir, "a.npy"), "(3,)", []float32{1, 2, 3})
+	writeNpy(t, filepath.Join(dir, "b.npy"), "(1,)", []float32{4})
+	os.WriteFile(filepath.Join(dir, "manifest.txt"), []byte("# two\na.npy\nb.npy second\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	run := func(extra ...string) map[string]string {
+		t.Helper()
+		code, _, stderr := ckpt2csv(t, append([]string{"run", "--manifest", filepath.Join(dir, "manifest.txt"), "--out", out, "--log-format", "json"}, extra...)...)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		reports, _ := filepath.Glob(filepath.Join(out, "_reports", "*.json"))
+		status := map[string]string{}
+		for _, r := range reports {
+			b, _ := os.ReadFile(r)
+			var rep struct{ Entries []struct{ ID, Status, Finished string } }
+			json.Unmarshal(b, &rep)
+			for _, e := range rep.Entries {
+				status[e.ID] = e.Status
+			}
+			os.Remove(r)
+		}
+		return status
+	}
+	if s := run(); s["a.npy"] != "exported" || s["second"] != "exported" {
+		t.Errorf("first run: %v", s)
+	}
+	if s := run(); s["a.npy"] != "skipped" || s["second"] != "skipped" {
+		t.Errorf("second run: %v", s)
+	}
+	if s := run("--force"); s["a.npy"] != "exported" {
+		t.Errorf("forced run: %v", s)
+	}
+	if s := run("--compression", "zstd"); s["a.npy"] != "exported" {
+		t.Errorf("run with other options: %v", s)
+	}
+	if _, err := os.Stat(filepath.Join(out, "a.npy", "part-00000.csv.gz")); !os.IsNotExist(err) {
+		t.Errorf("stale gzip shard left beside the zstd export: %v", err)
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	dir := t.TempDir()
+	writeNpy(t, filepath.Join(dir, "a.npy"), "(1,)", []float32{1})
+	dup := filepath.Join(dir, "dup.txt")
+	os.WriteFile(dup, []byte("a.npy x\na.npy x\n"), 0o644)
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"uri\": \"a.npy\"}\n{\"uri\": 3}\n"), 0o644)
+	escape := filepath.Join(dir, "escape.txt")
+	os.WriteFile(escape, []byte("a.npy ../../etc\n"), 0o644)
+	for name, args := range map[string][]string{
+		"duplicate ids":     {"run", "--manifest", dup, "--out", dir},
+		"bad json line":     {"run", "--manifest", bad, "--out", dir},
+		"id leaving out":    {"run", "--manifest", escape, "--out", dir},
+		"missing manifest":  {"run", "--manifest", filepath.Join(dir, "nope.txt"), "--out", dir},
+		"unknown flag":      {"convert", "a.npy", "--bogus"},
+		"bad compression":   {"convert", "a.npy", "--out", dir, "--compression", "lz5"},
+		"bad columns":       {"convert", "a.npy", "--out", dir, "--columns", "value,nope"},
+		"no out":            {"convert", "a.npy"},
+		"shard index range": {"run", "--manifest", dup, "--out", dir, "--shard-index", "4", "--shard-count", "4"},
+	} {
+		if code, _, stderr := ckpt2csv(t, args...); code != exitUsage {
+			t.Errorf("%s: exit %d (%s)", name, code, stderr)
+		}
+	}
+	if _, _, stderr := ckpt2csv(t, "run", "--manifest", bad, "--out", dir); !strings.Contains(stderr, "line 2") {
+		t.Errorf("bad manifest message does not name the line: %s", stderr)
+	}
+}

@@ -1,0 +1,330 @@
+package job
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"ckpt2csv/convert"
+	"ckpt2csv/storage"
+)
+
+// Options configure a run.
+type Options struct {
+	Out        string // OUT URI
+	Format     string // --format, for entries that name none
+	CSV        convert.Options
+	Limits     convert.Limits
+	Workers    int // checkpoints in flight
+	Force      bool
+	ShardIndex int
+	ShardCount int
+	DryRun     bool
+	Version    string
+	Log        zerolog.Logger
+}
+
+// Status of one entry in the run report.
+const (
+	StatusExported = "exported"
+	StatusSkipped  = "skipped"
+	StatusFailed   = "failed"
+)
+
+// EntryReport is one manifest entry's outcome (SPEC §6).
+type EntryReport struct {
+	URI       string  `json:"uri"`
+	ID        string  `json:"id"`
+	Status    string  `json:"status"`
+	Format    string  `json:"format,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	Permanent bool    `json:"permanent,omitempty"` // the failure cannot pass on a retry
+	Tensors   int     `json:"tensors"`
+	Values    int64   `json:"values"`
+	Shards    int     `json:"shards"`
+	Bytes     int64   `json:"bytes"`
+	Seconds   float64 `json:"seconds"`
+}
+
+// Report is the run report written to OUT/_reports/RUN-ID[-INDEX].json.
+type Report struct {
+	RunID      string        `json:"run_id"`
+	ShardIndex int           `json:"shard_index"`
+	ShardCount int           `json:"shard_count"`
+	Started    string        `json:"started"`
+	Finished   string        `json:"finished"`
+	Entries    []EntryReport `json:"entries"`
+	Totals     struct {
+		Entries  int     `json:"entries"`
+		Exported int     `json:"exported"`
+		Skipped  int     `json:"skipped"`
+		Failed   int     `json:"failed"`
+		Tensors  int     `json:"tensors"`
+		Values   int64   `json:"values"`
+		Shards   int     `json:"shards"`
+		Bytes    int64   `json:"bytes"`
+		Seconds  float64 `json:"seconds"`
+	} `json:"totals"`
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// Outcome sums a report into what decides the exit code.
+func (r *Report) Outcome() (failed, retryable int) {
+	for _, e := range r.Entries {
+		if e.Status == StatusFailed {
+			failed++
+			if !e.Permanent {
+				retryable++
+			}
+		}
+	}
+	return failed, retryable
+}
+
+// NewRunID names a run: UTC time plus a random suffix.
+func NewRunID(now time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Runner runs a plan.
+type Runner struct {
+	opt    Options
+	out    *storage.Bucket
+	outKey string // OUT's key inside its bucket, "" or ending in "/"
+	blocks *convert.BlockPool
+}
+
+// NewRunner opens OUT.
+func NewRunner(ctx context.Context, opt Options) (*Runner, error) {
+	if opt.Workers <= 0 {
+		opt.Workers = 1
+	}
+	opt.Limits = opt.Limits.Defaults()
+	b, key, err := storage.OpenURI(ctx, opt.Out)
+	if err != nil {
+		return nil, usagef("--out: %v", err)
+	}
+	if key != "" && !strings.HasSuffix(key, "/") {
+		key += "/"
+	}
+	threads := runtime.GOMAXPROCS(0)
+	return &Runner{opt: opt, out: b, outKey: key,
+		// one pool for all workers: memory is bounded in total, not per worker
+		blocks: convert.NewBlockPool(2*threads + 2 + opt.Workers)}, nil
+}
+
+// Close releases OUT.
+func (r *Runner) Close() error { return r.out.Close() }
+
+// Run exports every item, opt.Workers at a time, and writes the report.
+// Entries not started when ctx is cancelled are left out of the report.
+func (r *Runner) Run(ctx context.Context, runID string, items []Item) (*Report, error) {
+	rep := &Report{RunID: runID, ShardIndex: r.opt.ShardIndex, ShardCount: r.opt.ShardCount, Started: time.Now().UTC().Format(time.RFC3339)}
+	results := make([]*EntryReport, len(items))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(r.opt.Workers, max(len(items), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i] = r.export(ctx, items[i])
+			}
+		}()
+	}
+feed:
+	for i := range items {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	rep.Interrupted = ctx.Err() != nil
+	for _, e := range results {
+		if e == nil {
+			continue
+		}
+		rep.Entries = append(rep.Entries, *e)
+		t := &rep.Totals
+		t.Entries++
+		switch e.Status {
+		case StatusExported:
+			t.Exported++
+		case StatusSkipped:
+			t.Skipped++
+		case StatusFailed:
+			t.Failed++
+		}
+		t.Tensors += e.Tensors
+		t.Values += e.Values
+		t.Shards += e.Shards
+		t.Bytes += e.Bytes
+		t.Seconds += e.Seconds
+	}
+	rep.Finished = time.Now().UTC().Format(time.RFC3339)
+	if r.opt.DryRun {
+		return rep, nil
+	}
+	return rep, r.writeReport(context.WithoutCancel(ctx), rep)
+}
+
+func (r *Runner) writeReport(ctx context.Context, rep *Report) error {
+	name := rep.RunID
+	if rep.ShardCount > 1 {
+		name = fmt.Sprintf("%s-%d", name, rep.ShardIndex)
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	key := r.outKey + "_reports/" + name + ".json"
+	if err := r.out.WriteAll(ctx, key, append(b, '\n'), "application/json"); err != nil {
+		return fmt.Errorf("writing run report %s: %w", r.out.URI(key), err)
+	}
+	return nil
+}
+
+// export runs one item and reports its outcome; it never returns an error.
+func (r *Runner) export(ctx context.Context, it Item) *EntryReport {
+	start := time.Now()
+	er := &EntryReport{URI: storage.Redact(it.URI), ID: it.ID}
+	log := r.opt.Log.With().Str("checkpoint", it.ID).Str("uri", er.URI).Logger()
+	err := r.exportItem(ctx, it, er, log)
+	er.Seconds = time.Since(start).Seconds()
+	switch {
+	case err != nil:
+		er.Status = StatusFailed
+		er.Permanent = Permanent(err)
+		er.Error = fmt.Sprintf("%s: %v", er.URI, err)
+		if er.Format != "" {
+			er.Error = fmt.Sprintf("%s: %s: %v", er.URI, er.Format, err)
+		}
+		log.Error().Str("format", er.Format).Bool("permanent", er.Permanent).Float64("seconds", er.Seconds).Msg(er.Error)
+	case er.Status == StatusSkipped:
+		log.Info().Msg("up to date, skipped")
+	default:
+		log.Info().Str("format", er.Format).Int("tensors", er.Tensors).Int64("values", er.Values).
+			Int("shards", er.Shards).Int64("bytes", er.Bytes).Float64("seconds", er.Seconds).Msg("exported")
+	}
+	return er
+}
+
+// Permanent reports whether an entry's failure cannot pass on a retry: the
+// checkpoint is corrupt, hostile or unsupported, or it does not exist.
+func Permanent(err error) bool {
+	if errors.Is(err, convert.ErrInvalid) || errors.Is(err, ErrUsage) {
+		return true
+	}
+	return storage.IsNotFound(err) && !errors.Is(err, context.Canceled)
+}
+
+func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log zerolog.Logger) error {
+	src, key, err := storage.OpenURI(ctx, it.URI)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	obj, err := src.Object(ctx, key)
+	if err != nil {
+		return err
+	}
+	dir := outDir{b: r.out, prefix: r.outKey + it.ID + "/"}
+	srcInfo := convert.SourceInfo{URI: er.URI, Size: obj.Size(), ETag: obj.ETag()}
+	if !r.opt.Force {
+		if old, err := convert.ReadSidecar(ctx, dir); err == nil && r.upToDate(old, srcInfo) {
+			er.Status, er.Format = StatusSkipped, old.Source.Format
+			er.Tensors, er.Values, er.Shards, er.Bytes = old.Totals.Tensors, old.Totals.Values, old.Totals.Shards, old.Totals.StoredBytes
+			return nil
+		}
+	}
+	if r.opt.DryRun {
+		er.Status = "planned"
+		return nil
+	}
+	format := it.Format
+	if format == "" {
+		format = r.opt.Format
+	}
+	ck, err := convert.Open(ctx, obj, format, r.opt.Limits)
+	if err != nil {
+		if errors.Is(err, convert.ErrInvalid) {
+			if f, derr := convert.Detect(obj); derr == nil {
+				er.Format = f.Name
+			}
+		}
+		return err
+	}
+	defer ck.Close()
+	info := ck.Info()
+	er.Format = info.Format
+	log.Debug().Str("format", info.Format).Int("tensors", len(info.Tensors)).Msg("opened")
+
+	// The old sidecar goes first: from here until the new one is written the
+	// export is incomplete, and a rerun redoes it.
+	if err := dir.Delete(ctx, "metadata.json"); err != nil {
+		return err
+	}
+	old, err := r.out.List(ctx, dir.prefix)
+	if err != nil {
+		return err
+	}
+	opt := r.opt.CSV
+	opt.Blocks = r.blocks
+	sc, err := convert.Export(ctx, ck, dir, opt)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{"metadata.json": true}
+	for _, s := range sc.Shards {
+		keep[s.Path] = true
+	}
+	for _, k := range old {
+		name := strings.TrimPrefix(k, dir.prefix)
+		if !keep[name] && !strings.Contains(name, "/") {
+			if err := dir.Delete(ctx, name); err != nil {
+				return fmt.Errorf("removing stale %s: %w", name, err)
+			}
+		}
+	}
+	sc.Tool = convert.ToolInfo{Name: "ckpt2csv", Version: r.opt.Version}
+	srcInfo.Format = info.Format
+	srcInfo.Metadata = info.Metadata
+	sc.Source = srcInfo
+	sc.Created = time.Now().UTC().Format(time.RFC3339)
+	body, err := sc.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := r.out.WriteAll(ctx, dir.key("metadata.json"), body, "application/json"); err != nil {
+		return err
+	}
+	er.Status = StatusExported
+	er.Tensors, er.Values, er.Shards, er.Bytes = sc.Totals.Tensors, sc.Totals.Values, sc.Totals.Shards, sc.Totals.StoredBytes
+	return nil
+}
+
+// upToDate reports whether an existing export is of the same source bytes
+// with the same options (SPEC §3).
+func (r *Runner) upToDate(old *convert.Sidecar, src convert.SourceInfo) bool {
+	want := r.opt.CSV
+	return old.Source.URI == src.URI && old.Source.Size == src.Size && old.Source.ETag == src.ETag &&
+		slices.Equal(old.CSV.Columns, want.Columns) && old.CSV.Header == want.Header &&
+		old.CSV.Compression == want.Compression && old.CSV.ShardSize == want.ShardSize &&
+		old.CSV.RawText == want.RawText && slices.Equal(old.CSV.Include, want.Include) &&
+		slices.Equal(old.CSV.Exclude, want.Exclude)
+}

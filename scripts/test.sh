@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it, on a fresh machine with Go and npm:
+# installs and starts the loopback S3/GCS/Azure servers, runs every test with
+# the race detector, then each fuzz target for a short while.
+#   FUZZTIME=10s   per fuzz target (0 skips fuzzing)
+#   NO_CLOUD=1     skip the storage servers (their tests then skip)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+FUZZTIME=${FUZZTIME:-10s}
+
+go mod download
+go vet ./...
+
+if [ -z "${NO_CLOUD:-}" ]; then
+  # shellcheck source=scripts/storage-servers.sh
+  source scripts/storage-servers.sh
+  storage_install
+  trap storage_stop EXIT
+  storage_start
+fi
+
+go test -race -count=1 -timeout 30m ./...
+
+if [ "$FUZZTIME" != "0" ]; then
+  for pkg in $(go list ./...); do
+    for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+      echo "fuzz $pkg $target ($FUZZTIME)"
+      go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+    done
+  done
+fi
+echo "all tests passed"
