@@ -105,7 +105,9 @@ func TestRunSkipsUpToDateAndForceRedoes(t *testing.T) {
 		status := map[string]string{}
 		for _, r := range reports {
 			b, _ := os.ReadFile(r)
-			var rep struct{ Entries []struct{ ID, Status, Finished string } }
+			var rep struct {
+				Entries []struct{ ID, Status, Finished string }
+			}
 			json.Unmarshal(b, &rep)
 			for _, e := range rep.Entries {
 				status[e.ID] = e.Status
