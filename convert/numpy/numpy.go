@@ -37,12 +37,12 @@ func match(src convert.Source, head []byte) bool {
 	if !ziparchive.IsZip(head) {
 		return false
 	}
-	a, err := ziparchive.Open(src, convert.Limits{}.Defaults())
-	if err != nil || len(a.Members) == 0 {
+	names, err := ziparchive.List(src)
+	if err != nil || len(names) == 0 {
 		return false
 	}
-	for _, m := range a.Members {
-		if !strings.HasSuffix(m.Name, ".npy") {
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".npy") {
 			return false
 		}
 	}
@@ -73,7 +73,7 @@ func openNPY(ctx context.Context, src convert.Source, lim convert.Limits) (conve
 		return nil, err
 	}
 	name := convert.BaseName(src)
-	if len(name) > 4 && strings.EqualFold(name[len(name)-4:], ".npy") {
+	if len(name) >= 4 && strings.EqualFold(name[len(name)-4:], ".npy") {
 		name = name[:len(name)-4]
 	}
 	if name == "" {

@@ -6,6 +6,9 @@
 //
 //	IsZip(head) bool                   the first bytes are a zip local header (or an empty archive)
 //	Open(src, lim) (*Archive, error)   read the central directory, refuse hostile archives
+//	List(src) ([]string, error)        member names as they are, unchecked: for Match, so that a
+//	                                   hostile archive of a format is still recognised and Open
+//	                                   can say what is wrong with it
 //	a.Members                          every member, in central-directory order
 //	a.Member(name) *Member             look a member up by its exact name (nil if absent)
 //	m.Name, m.Method, m.Size, m.CompressedSize, m.Stored(), m.Dir()
@@ -119,6 +122,27 @@ func Open(src convert.Source, lim convert.Limits) (a *Archive, err error) {
 		a.byName[f.Name] = m
 	}
 	return a, nil
+}
+
+// List returns the member names of the zip archive src without checking
+// them, for format detection. It still bounds the central directory.
+func List(src convert.Source) (names []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			names, err = nil, convert.Invalidf("zip archive: unreadable (%v)", r)
+		}
+	}()
+	if err := checkDirectory(src, convert.Limits{}.Defaults()); err != nil {
+		return nil, err
+	}
+	zr, err := zip.NewReader(src, src.Size())
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return nil, err
+	}
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+	}
+	return names, nil
 }
 
 // Member returns the member with exactly this name, or nil.
