@@ -6,4 +6,6 @@ import (
 	_ "ckpt2csv/convert/gguf"
 	_ "ckpt2csv/convert/numpy"
 	_ "ckpt2csv/convert/safetensors"
+	_ "ckpt2csv/convert/onnx"
+	_ "ckpt2csv/convert/sklearn"
 )

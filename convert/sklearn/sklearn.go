@@ -1,0 +1,228 @@
+// Package sklearn reads scikit-learn models saved with pickle.dump or
+// joblib.dump (format name "sklearn") without executing them: the pickle is
+// decoded by the restricted reader in convert/pickle (nothing imported or
+// called; globals that can run code are refused by name), numpy arrays are
+// located where numpy or joblib wrote them, and every numeric array or numpy
+// scalar attribute of every estimator becomes a tensor named by its attribute
+// path (walk.go).
+//
+// What it reads:
+//   - pickle protocols 0 to 5, any file name (.pkl, .sav, .ckpt, .joblib):
+//     numpy arrays as _reconstruct + BUILD (numpy 1 "numpy.core" and numpy 2
+//     "numpy._core" paths), protocol 5 _frombuffer with BYTEARRAY8, protocol
+//     2 bytes as _codecs.encode(str, "latin1"), numpy scalars;
+//   - joblib >= 0.10 files, whose NumpyArrayWrapper records are followed by
+//     the array bytes (decode.go), uncompressed or compressed with zlib, gzip,
+//     bz2, xz, lzma or lz4 (compress.go), and joblib < 0.10 "ZF" zlib files;
+//   - structured arrays (a tree's nodes), one tensor per field.
+//
+// Limits: the pickle is bounded by Limits.MaxHeaderBytes (memory its values
+// take), MaxPickleMemo and MaxPickleDepth; a compressed file inflates into a
+// temporary file bounded by MaxInflateBytes, MaxTempBytes and
+// MaxInflateRatio; tensors by MaxTensors. Array bytes are never held in
+// memory: uncompressed files are read in place with ReadAt, compressed ones
+// from the temporary file, which Close removes.
+package sklearn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"ckpt2csv/convert"
+	"ckpt2csv/convert/pickle"
+)
+
+func init() {
+	convert.Register(convert.Format{Name: "sklearn", Match: Match, Open: Open})
+}
+
+// torchLegacyMagic starts a PyTorch legacy (non-zip) file: protocol 2, then
+// the LONG1 magic number 0x1950a86a20f9469cfc6c. Those belong to convert/pytorch.
+var torchLegacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19}
+
+// sniffInput bounds how much compressed input detection may read: a bzip2
+// block must be whole before any byte comes out.
+const sniffInput = 2 << 20
+
+// Match recognises a pickle stream, or a joblib compressor's magic whose
+// inflated start is a pickle.
+func Match(src convert.Source, head []byte) bool {
+	if c := sniffCodec(head); c != codecNone {
+		return looksLikePickle(peekInflated(src, c, 256, sniffInput))
+	}
+	return looksLikePickle(head)
+}
+
+// protocol01Start are opcodes that begin protocol 0 and 1 pickles.
+const protocol01Start = "(c}])NIFLSVXJKMGUT"
+
+// looksLikePickle decodes the head with the restricted reader: a pickle
+// either completes, runs out of head after a consistent start, or names a
+// refused global (a hostile pickle, for Open to report).
+func looksLikePickle(h []byte) bool {
+	if len(h) < 2 || bytes.HasPrefix(h, torchLegacyMagic) {
+		return false
+	}
+	if h[0] == 0x80 {
+		if h[1] < 2 || h[1] > 5 {
+			return false
+		}
+	} else if !strings.ContainsRune(protocol01Start, rune(h[0])) {
+		return false
+	}
+	d := pickle.NewDecoder(bytes.NewReader(h), -1, pickle.Options{
+		Limits:    convert.Limits{MaxHeaderBytes: 1 << 20, MaxPickleMemo: 1 << 16, MaxPickleDepth: 1000},
+		AllowCall: func(pickle.Global) bool { return true },
+	})
+	_, err := d.Decode()
+	switch {
+	case err == nil:
+		return true
+	case strings.Contains(err.Error(), "refusing"):
+		return true
+	}
+	return d.Offset() >= min(int64(len(h)), 64)
+}
+
+// Open decodes the pickle and lists its tensors.
+func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck convert.Checkpoint, err error) {
+	lim = lim.Defaults()
+	c := &checkpoint{info: convert.Info{Format: "sklearn", Metadata: map[string]any{}}}
+	defer func() {
+		if r := recover(); r != nil {
+			err = convert.Invalidf("malformed scikit-learn file (%v)", r)
+		}
+		if err != nil {
+			c.Close()
+			ck = nil
+		}
+	}()
+	head := make([]byte, min(int64(convert.HeadSize), src.Size()))
+	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("reading header: %w", err)
+	}
+	var data convert.SizedReaderAt = src
+	if cd := sniffCodec(head); cd != codecNone {
+		tmp, n, err := spool(ctx, src, cd, lim)
+		if err != nil {
+			return nil, err
+		}
+		c.tmp = tmp
+		data = io.NewSectionReader(tmp, 0, n)
+		c.info.Metadata["compression"] = string(cd)
+		head = head[:0]
+		if n > 0 {
+			head = make([]byte, min(n, 16))
+			if _, err := tmp.ReadAt(head, 0); err != nil && err != io.EOF {
+				return nil, fmt.Errorf("reading the inflated stream: %w", err)
+			}
+		}
+	}
+	if len(head) == 0 {
+		return nil, convert.Invalidf("empty file")
+	}
+	if bytes.HasPrefix(head, torchLegacyMagic) {
+		return nil, convert.Invalidf("a PyTorch legacy checkpoint, not a scikit-learn pickle (use --format pytorch)")
+	}
+	if len(head) >= 2 && head[0] == 0x80 {
+		c.info.Metadata["pickle_protocol"] = int(head[1])
+	}
+	d := &decoder{lim: lim, data: data}
+	root, err := d.decode()
+	if err != nil {
+		return nil, err
+	}
+	if d.old {
+		return nil, convert.Invalidf("a joblib < 0.10 file: its arrays are in separate files (NDArrayWrapper), which this reader does not follow")
+	}
+	w := &walker{d: d, lim: lim, onPath: map[any]bool{}}
+	if err := w.walk(root, "", "", 0); err != nil {
+		return nil, err
+	}
+	c.info.Tensors, c.layouts, c.info.Skipped = w.tensors, w.layouts, w.skipped
+	c.metadata(root, d)
+	if len(c.info.Tensors) == 0 {
+		if len(c.info.Skipped) > 0 {
+			return nil, convert.Invalidf("no numeric arrays to export (%d skipped: %s)", len(c.info.Skipped), skippedSummary(c.info.Skipped))
+		}
+		return nil, convert.Invalidf("no numeric arrays to export in this pickle")
+	}
+	return c, nil
+}
+
+func skippedSummary(s []convert.Skipped) string {
+	var parts []string
+	for i, x := range s {
+		if i == 3 {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, x.Name+": "+x.Reason)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// metadata records the top-level class, its scikit-learn version and hints
+// about the writer (joblib, numpy 2).
+func (c *checkpoint) metadata(root any, d *decoder) {
+	m := c.info.Metadata
+	if o, ok := root.(*pickle.Object); ok {
+		cls := classOf(o)
+		m["class"] = cls.Module + "." + cls.Name
+		if v, ok := o.Attrs().Get("_sklearn_version"); ok {
+			if s, ok := v.(string); ok {
+				m["sklearn_version"] = s
+			}
+		}
+	}
+	if d.wrappers > 0 {
+		m["joblib"] = true
+		if d.aligned {
+			m["joblib_array_alignment"] = true
+		}
+	}
+	if d.numpy2 {
+		m["numpy_module"] = "numpy._core"
+	}
+}
+
+type checkpoint struct {
+	info    convert.Info
+	layouts []*layout
+	tmp     *tempFile
+}
+
+func (c *checkpoint) Info() *convert.Info { return &c.info }
+
+// Values streams tensor i.
+func (c *checkpoint) Values(ctx context.Context, i int) (rc io.ReadCloser, err error) {
+	if i < 0 || i >= len(c.layouts) {
+		return nil, fmt.Errorf("tensor index %d out of range", i)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			rc, err = nil, convert.Invalidf("tensor %q: %v", c.info.Tensors[i].Name, r)
+		}
+	}()
+	rc, err = c.layouts[i].open(ctx)
+	if err != nil {
+		if errors.Is(err, convert.ErrInvalid) {
+			return nil, convert.Invalidf("tensor %q: %v", c.info.Tensors[i].Name, err)
+		}
+		return nil, fmt.Errorf("tensor %q: %w", c.info.Tensors[i].Name, err)
+	}
+	return rc, nil
+}
+
+func (c *checkpoint) Close() error {
+	if c.tmp != nil {
+		err := c.tmp.Close()
+		c.tmp = nil
+		return err
+	}
+	return nil
+}

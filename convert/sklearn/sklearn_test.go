@@ -1,0 +1,277 @@
+package sklearn_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"ckpt2csv/convert"
+	"ckpt2csv/convert/converttest"
+	"ckpt2csv/convert/sklearn"
+)
+
+// expected.json, as generate.py writes it.
+type expectedFile struct {
+	Tensors []struct {
+		Name   string  `json:"name"`
+		DType  string  `json:"dtype"`
+		Shape  []int64 `json:"shape"`
+		SHA256 string  `json:"sha256"`
+	} `json:"tensors"`
+	Skipped        []string `json:"skipped"`
+	SklearnVersion string   `json:"sklearn_version"`
+}
+
+func loadExpected(t *testing.T) map[string]expectedFile {
+	t.Helper()
+	b, err := os.ReadFile("testdata/expected.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Files map[string]expectedFile `json:"files"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	return e.Files
+}
+
+func open(t *testing.T, path string) convert.Checkpoint {
+	t.Helper()
+	src := converttest.OpenFile(t, path)
+	ck, err := sklearn.Open(context.Background(), src, convert.Limits{}.Defaults())
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	return ck
+}
+
+// Every fixture the real scikit-learn / joblib wrote: the same tensors, in
+// pickle order, with the same names, dtypes, shapes and values (sha256), and
+// the same names skipped.
+func TestFixturesMatchFramework(t *testing.T) {
+	for file, want := range loadExpected(t) {
+		t.Run(file, func(t *testing.T) {
+			path := filepath.Join("testdata", file)
+			head, _ := os.ReadFile(path)
+			if len(head) > convert.HeadSize {
+				head = head[:convert.HeadSize]
+			}
+			if !sklearn.Match(converttest.OpenFile(t, path), head) {
+				t.Errorf("Match does not recognise %s", file)
+			}
+			ck := open(t, path)
+			info := ck.Info()
+			if info.Format != "sklearn" {
+				t.Errorf("format %q", info.Format)
+			}
+			var got []string
+			for _, tn := range info.Tensors {
+				got = append(got, tn.Name)
+			}
+			var names []string
+			for _, e := range want.Tensors {
+				names = append(names, e.Name)
+			}
+			if !slices.Equal(got, names) {
+				t.Fatalf("tensors\n got %v\nwant %v", got, names)
+			}
+			for i, e := range want.Tensors {
+				tn := info.Tensors[i]
+				if string(tn.DType) != e.DType || !slices.Equal(tn.Shape, e.Shape) {
+					t.Errorf("%s: %s %v, want %s %v", e.Name, tn.DType, tn.Shape, e.DType, e.Shape)
+					continue
+				}
+				if sum := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); sum != e.SHA256 {
+					t.Errorf("%s: sha256 %s, want %s", e.Name, sum, e.SHA256)
+				}
+			}
+			var skipped []string
+			for _, s := range info.Skipped {
+				skipped = append(skipped, s.Name)
+				if s.Reason == "" {
+					t.Errorf("%s skipped without a reason", s.Name)
+				}
+			}
+			if !slices.Equal(skipped, want.Skipped) && !(len(skipped) == 0 && len(want.Skipped) == 0) {
+				t.Errorf("skipped\n got %v\nwant %v", skipped, want.Skipped)
+			}
+			if want.SklearnVersion != "" && info.Metadata["sklearn_version"] != want.SklearnVersion {
+				t.Errorf("sklearn_version %v, want %s", info.Metadata["sklearn_version"], want.SklearnVersion)
+			}
+		})
+	}
+}
+
+// LayerType is the class of the estimator the attribute belongs to.
+func TestLayerTypeIsOwningEstimator(t *testing.T) {
+	ck := open(t, "testdata/pipeline_p4.pkl")
+	want := map[string]string{
+		"steps.0.transformers_.0.mean_": "StandardScaler",
+		"steps.1.coef_":                 "LogisticRegression",
+	}
+	for _, tn := range ck.Info().Tensors {
+		if w, ok := want[tn.Name]; ok && tn.LayerType != w {
+			t.Errorf("%s: layer type %q, want %q", tn.Name, tn.LayerType, w)
+		}
+	}
+	ck = open(t, "testdata/forest_p4.pkl")
+	for _, tn := range ck.Info().Tensors {
+		if strings.Contains(tn.Name, ".tree_.") && tn.LayerType != "Tree" {
+			t.Errorf("%s: layer type %q, want Tree", tn.Name, tn.LayerType)
+		}
+	}
+}
+
+// Compressed joblib files report their compressor.
+func TestCompressedJoblibMetadata(t *testing.T) {
+	for _, c := range []string{"zlib", "gzip", "bz2", "xz", "lzma", "lz4"} {
+		path := "testdata/forest_" + c + ".joblib"
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		ck := open(t, path)
+		if got := ck.Info().Metadata["compression"]; got != c {
+			t.Errorf("%s: compression %v", path, got)
+		}
+		if ck.Info().Metadata["joblib"] != true {
+			t.Errorf("%s: not marked joblib", path)
+		}
+	}
+}
+
+// The hostile files refuse with their message, and no payload ever runs.
+func TestHostileRefused(t *testing.T) {
+	const marker = "/tmp/ckpt2csv-sklearn-payload-ran"
+	os.Remove(marker)
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "hostile")
+	files, _ := filepath.Glob(filepath.Join(dir, "sklearn-*"))
+	n := 0
+	for _, path := range files {
+		if strings.HasSuffix(path, ".err") {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			want, err := os.ReadFile(path + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := converttest.OpenFile(t, path)
+			ck, err := convert.Open(context.Background(), src, "auto", convert.Limits{}.Defaults())
+			if err == nil {
+				ck.Close()
+				t.Fatal("opened")
+			}
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Errorf("not ErrInvalid: %v", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, strings.TrimSpace(string(want))) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q, want one line containing %q", msg, strings.TrimSpace(string(want)))
+			}
+		})
+	}
+	if n < 5 {
+		t.Errorf("found %d hostile files", n)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a payload ran")
+	}
+}
+
+// Detection claims pickles and compressed pickles only.
+func TestMatch(t *testing.T) {
+	cases := []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"text", []byte("hello world, this is not a pickle at all\n"), false},
+		{"zlib of text", zlibOf([]byte("some text that is not a pickle, repeated enough to compress")), false},
+		{"protocol 2 int", []byte("\x80\x02K\x05."), true},
+		{"protocol 0 dict", []byte("(dp0\nS'a'\np1\nI1\ns."), true},
+		{"torch legacy magic", []byte("\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03."), false},
+		{"protocol 9", []byte("\x80\x09K\x05."), false},
+		{"zlib pickle", zlibOf([]byte("\x80\x04K\x05.")), true},
+		{"empty", nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := memSource(c.data)
+			if got := sklearn.Match(src, c.data); got != c.want {
+				t.Errorf("Match = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func zlibOf(b []byte) []byte {
+	var buf bytes.Buffer
+	w := zlibWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+// The real-world files: every tensor bit-exact. Their ground truth names a
+// Pipeline's steps by step name (steps.scaler.mean_); this reader names them
+// by position, as SPEC §4 does (steps.0.mean_).
+func TestRealFiles(t *testing.T) {
+	cases := []struct {
+		name   string
+		rename map[string]string // ground-truth prefix -> ours
+	}{
+		{"skj_iris_0bvdnt", map[string]string{"steps.scaler.": "steps.0.", "steps.classifier.": "steps.1."}},
+		{"skp_logreg_poly", nil},
+		{"skp_svc_rockmines", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path, exp := converttest.Real(t, c.name)
+			ck := open(t, path)
+			byName := map[string]int{}
+			for i, tn := range ck.Info().Tensors {
+				byName[tn.Name] = i
+			}
+			if len(byName) != len(exp.Tensors) {
+				t.Errorf("%d tensors, want %d", len(byName), len(exp.Tensors))
+			}
+			for _, e := range exp.Tensors {
+				name := e.Name
+				for from, to := range c.rename {
+					if strings.HasPrefix(name, from) {
+						name = to + strings.TrimPrefix(name, from)
+					}
+				}
+				i, ok := byName[name]
+				if !ok {
+					t.Errorf("missing %s (%s)", name, e.Name)
+					continue
+				}
+				tn := ck.Info().Tensors[i]
+				if string(tn.DType) != e.DType || !slices.Equal(tn.Shape, e.Shape) {
+					t.Errorf("%s: %s %v, want %s %v", name, tn.DType, tn.Shape, e.DType, e.Shape)
+					continue
+				}
+				if sum := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); sum != e.SHA256 {
+					t.Errorf("%s: sha256 %s, want %s", name, sum, e.SHA256)
+				}
+			}
+			for _, e := range exp.ExtraTensors {
+				if !slices.ContainsFunc(ck.Info().Skipped, func(s convert.Skipped) bool { return s.Name == e.Name }) {
+					t.Errorf("%s (%s) is not listed as skipped", e.Name, e.DType)
+				}
+			}
+		})
+	}
+}

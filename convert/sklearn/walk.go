@@ -1,0 +1,260 @@
+// Naming: the decoded object tree is walked from the top-level object, and
+// every numeric numpy array or numpy scalar found becomes a tensor named by
+// its attribute path (SPEC §4), '.'-joined:
+//
+//	an estimator's attribute        coef_, intercept_          (the top-level object starts the path)
+//	a list or tuple item            coefs_.0, estimators_.2.tree_.values
+//	a dict item, by key             vocabulary.7, transformers.num
+//	a (name, estimator, ...) tuple  steps.1.coef_              (the estimator stands at the tuple's
+//	                                transformers_.0.mean_       index; items after it follow as .2, ...)
+//	a structured array's field      tree_.nodes.threshold
+//	sklearn.tree._tree.Tree         tree_.n_classes (its constructor argument), tree_.nodes.*, tree_.values
+//
+// So Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
+// gives steps.0.mean_, ..., steps.1.coef_; a forest gives estimators_.<i>.tree_.*.
+// Plain Python ints and floats (n_iter_ = 12) are not tensors; numpy scalars
+// are (0-d). Object, string, complex and datetime arrays, numpy random
+// generator state and masked arrays go to Info.Skipped with the reason.
+//
+// A tensor reachable under several names is exported under each; a container
+// that contains itself is walked once per path. The walk is bounded in depth
+// (Limits.MaxPickleDepth), in tensors (Limits.MaxTensors) and in the number of
+// references it follows, so shared sub-trees cannot make it explode.
+package sklearn
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"ckpt2csv/convert"
+	"ckpt2csv/convert/pickle"
+	"ckpt2csv/convert/pickle/numpyobj"
+)
+
+// maxVisits bounds the references a walk follows.
+const maxVisits = 20_000_000
+
+// rootName names a file whose top-level object is itself an array.
+const rootName = "array"
+
+type walker struct {
+	d       *decoder
+	lim     convert.Limits
+	tensors []convert.Tensor
+	layouts []*layout
+	skipped []convert.Skipped
+	onPath  map[any]bool
+	visits  int
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// keyString renders a dict key as part of a path.
+func keyString(k any) string {
+	switch k := k.(type) {
+	case string:
+		return k
+	case int64:
+		return strconv.FormatInt(k, 10)
+	}
+	return pickle.Repr(k)
+}
+
+func (w *walker) walk(v any, path, owner string, depth int) error {
+	w.visits++
+	if w.visits > maxVisits {
+		return convert.Invalidf("the pickle's object graph is too large to walk (more than %d references)", maxVisits)
+	}
+	if depth > w.lim.MaxPickleDepth {
+		return convert.Invalidf("objects nested deeper than %d at %q", w.lim.MaxPickleDepth, clip(path))
+	}
+	a, ok, err := w.d.arrayOf(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", display(path), err)
+	}
+	if ok {
+		return w.array(a, path, owner)
+	}
+	if !pickle.IsContainer(v) {
+		return nil // str, int, float, bool, None, bytes, a class reference
+	}
+	if w.onPath[v] {
+		return nil
+	}
+	w.onPath[v] = true
+	defer delete(w.onPath, v)
+	switch v := v.(type) {
+	case *pickle.Dict:
+		return w.dict(v, path, owner, depth)
+	case *pickle.List:
+		return w.items(v.Items, 0, path, owner, depth)
+	case *pickle.Tuple:
+		if len(v.Items) >= 2 && estimatorish(v.Items[1]) {
+			if _, named := v.Items[0].(string); named {
+				// (name, estimator, columns...): the estimator stands for the tuple
+				if err := w.walk(v.Items[1], path, owner, depth+1); err != nil {
+					return err
+				}
+				return w.items(v.Items[2:], 2, path, owner, depth)
+			}
+		}
+		return w.items(v.Items, 0, path, owner, depth)
+	case *pickle.Object:
+		return w.object(v, path, owner, depth)
+	}
+	return nil // sets are unordered: nothing to name their items by
+}
+
+func (w *walker) dict(d *pickle.Dict, path, owner string, depth int) error {
+	for _, it := range d.Items {
+		if err := w.walk(it.Value, join(path, keyString(it.Key)), owner, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) items(items []any, first int, path, owner string, depth int) error {
+	for i, x := range items {
+		if err := w.walk(x, join(path, strconv.Itoa(first+i)), owner, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dictClasses are dict subclasses pickled by REDUCE + SETITEMS.
+var dictClasses = map[string]bool{
+	"collections.OrderedDict": true, "collections.defaultdict": true, "collections.Counter": true,
+	"builtins.dict": true, "sklearn.utils.Bunch": true, "sklearn.utils._bunch.Bunch": true,
+}
+
+// estimatorish reports whether v is an instance walked by its attributes
+// (an estimator, a transformer), as opposed to an array, a number, a string
+// or a container.
+func estimatorish(v any) bool {
+	o, ok := v.(*pickle.Object)
+	if !ok {
+		return false
+	}
+	cls := classOf(o)
+	full := cls.Module + "." + cls.Name
+	switch {
+	case o.Items != nil || o.List != nil || dictClasses[full]:
+		return false
+	case cls.Module == "numpy" || strings.HasPrefix(full, "numpy.core.") || strings.HasPrefix(full, "numpy._core."):
+		return false // arrays, scalars, dtypes
+	case full == "_codecs.encode" || full == "builtins.bytes" || full == "builtins.bytearray" || full == "builtins.complex":
+		return false
+	}
+	return true
+}
+
+func (w *walker) object(o *pickle.Object, path, owner string, depth int) error {
+	cls := classOf(o)
+	switch {
+	case strings.HasPrefix(cls.Module, "numpy.random"):
+		w.skip(path, "numpy random generator state is not exported")
+		return nil
+	case cls.Is("numpy.ma.core", "_mareconstruct") || cls.Is("numpy.ma.core", "MaskedArray"):
+		w.skip(path, "numpy masked arrays are not exported")
+		return nil
+	case strings.HasPrefix(cls.Module, "pandas."):
+		w.skip(path, "pandas objects are not exported")
+		return nil
+	case cls.Is("sklearn.tree._tree", "Tree") && o.Op == pickle.OpReduce && len(o.Args) >= 2:
+		// Tree(n_features, n_classes, n_outputs) + BUILD {max_depth, node_count, nodes, values}
+		if err := w.walk(o.Args[1], join(path, "n_classes"), cls.Name, depth+1); err != nil {
+			return err
+		}
+	}
+	if !dictClasses[cls.Module+"."+cls.Name] && o.Items == nil && o.List == nil {
+		owner = cls.Name
+	}
+	if attrs := o.Attrs(); attrs != nil {
+		if err := w.dict(attrs, path, owner, depth); err != nil {
+			return err
+		}
+	} else if o.State != nil {
+		if err := w.walk(o.State, path, owner, depth+1); err != nil {
+			return err
+		}
+	}
+	if o.Items != nil {
+		if err := w.dict(o.Items, path, owner, depth); err != nil {
+			return err
+		}
+	}
+	return w.items(o.List, 0, path, owner, depth)
+}
+
+func (w *walker) skip(path, reason string) {
+	w.skipped = append(w.skipped, convert.Skipped{Name: display(path), Reason: reason})
+}
+
+func display(path string) string {
+	if path == "" {
+		return rootName
+	}
+	return path
+}
+
+// array adds the tensors of one numpy array (one per field when structured).
+func (w *walker) array(a *array, path, owner string) error {
+	name := display(path)
+	if a.skip != "" {
+		w.skip(path, a.skip)
+		return nil
+	}
+	count, err := convert.CheckedNumel(a.shape, 1)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if a.data.Size() < count*a.itemSize {
+		return convert.Invalidf("%s: array data ends at %d of %d bytes", name, a.data.Size(), count*a.itemSize)
+	}
+	add := func(tname string, dt numpyobj.DType, off int64, sub []int64) error {
+		if len(w.tensors) >= w.lim.MaxTensors {
+			return convert.Invalidf("more than %d tensors", w.lim.MaxTensors)
+		}
+		shape := append(append([]int64{}, a.shape...), sub...)
+		if _, err := convert.CheckedNumel(shape, dt.ItemSize); err != nil {
+			return fmt.Errorf("%s: %w", tname, err)
+		}
+		w.tensors = append(w.tensors, convert.Tensor{Name: tname, LayerType: owner, DType: dt.DType, Shape: shape})
+		w.layouts = append(w.layouts, &layout{
+			region: a.data, count: count, recSize: a.itemSize, fieldOff: off, elem: dt.ItemSize,
+			shape: a.shape, sub: sub, fortran: a.fortran, swap: dt.BigEndian, boolean: dt.DType == convert.Bool,
+		})
+		return nil
+	}
+	if a.st == nil {
+		if int64(a.dt.ItemSize) != a.itemSize {
+			return convert.Invalidf("%s: numpy %s item size %d does not match its dtype", name, a.dt.Descr, a.itemSize)
+		}
+		return add(name, a.dt, 0, nil)
+	}
+	for _, f := range a.st.fields {
+		if err := add(join(path, f.name), f.dt, f.offset, f.sub); err != nil {
+			return err
+		}
+	}
+	for _, s := range a.st.skipped {
+		w.skip(join(path, s.Name), s.Reason)
+	}
+	return nil
+}
+
+// clip shortens a path for a message.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
