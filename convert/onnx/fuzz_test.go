@@ -1,0 +1,59 @@
+package onnx_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"ckpt2csv/convert"
+	"ckpt2csv/convert/onnx"
+)
+
+// FuzzOpen walks arbitrary bytes as a model and streams every tensor it
+// finds: errors must be ErrInvalid, never a panic or an unbounded read.
+func FuzzOpen(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.onnx")
+	hostile, _ := filepath.Glob("../../testdata/hostile/onnx-*.onnx")
+	for _, p := range append(seeds, hostile...) {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	ext, _ := os.ReadFile("testdata/weights/external.bin")
+	lim := convert.Limits{MaxHeaderBytes: 1 << 20, MaxTensors: 1000, MaxInflateBytes: 1 << 20, MaxInflateRatio: 100}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		src := &memSource{name: "m/model.onnx", data: b, files: map[string][]byte{"weights/external.bin": ext}}
+		onnx.Match(src, b[:min(len(b), convert.HeadSize)])
+		ck, err := onnx.Open(context.Background(), src, lim)
+		if err != nil {
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Fatalf("open: %v is not ErrInvalid", err)
+			}
+			return
+		}
+		defer ck.Close()
+		for i, tn := range ck.Info().Tensors {
+			rc, err := ck.Values(context.Background(), i)
+			if err != nil {
+				if !errors.Is(err, convert.ErrInvalid) {
+					t.Fatalf("values: %v is not ErrInvalid", err)
+				}
+				continue
+			}
+			n, err := io.Copy(io.Discard, io.LimitReader(rc, 64<<20))
+			rc.Close()
+			if err != nil {
+				if !errors.Is(err, convert.ErrInvalid) {
+					t.Fatalf("stream: %v is not ErrInvalid", err)
+				}
+				continue
+			}
+			if want := tn.Numel() * int64(tn.DType.Size()); n != want {
+				t.Fatalf("tensor %q streamed %d bytes, want %d", tn.Name, n, want)
+			}
+		}
+	})
+}
