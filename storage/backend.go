@@ -192,3 +192,7 @@ func (g *blobBackend) Close() error {
 	}
 	return g.b.Close()
 }
+
+// As exposes the driver's client (gocloud's Bucket.As: *s3.Client,
+// *storage.Client, *container.Client).
+func (g *blobBackend) As(i any) bool { return g.b.As(i) }

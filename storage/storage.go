@@ -163,3 +163,12 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.URI, e.Err) }
 func (e *Error) Unwrap() error { return e.Err }
+
+// As exposes the underlying driver's client, through any decorators
+// (gocloud's Bucket.As: *s3.Client, *storage.Client, *container.Client).
+func (b *Bucket) As(i any) bool {
+	if a, ok := b.be.(interface{ As(any) bool }); ok {
+		return a.As(i)
+	}
+	return false
+}
