@@ -72,8 +72,11 @@ func TestGeneratedFilesMatchNumpyReference(t *testing.T) {
 			}
 			defer ck.Close()
 			info := ck.Info()
-			if info.Format != "gguf" || info.Metadata["gguf_version"] != want.Version {
-				t.Errorf("format %q version %v", info.Format, info.Metadata["gguf_version"])
+			if info.Format != "gguf" || info.Metadata["gguf_version"] != want.Version || info.Metadata["general.architecture"] != "test" {
+				t.Errorf("format %q metadata %v", info.Format, info.Metadata)
+			}
+			if a, ok := info.Metadata["test.array"]; ok && !reflect.DeepEqual(a, []any{int32(1), int32(-2), int32(3)}) {
+				t.Errorf("test.array = %#v", a) // big-endian metadata too
 			}
 			if len(info.Tensors) != len(want.Tensors) {
 				t.Fatalf("%d tensors, want %d", len(info.Tensors), len(want.Tensors))
@@ -228,6 +231,24 @@ func TestMetadataOfEveryValueType(t *testing.T) {
 	// The sidecar writer marshals this map: it must be valid JSON.
 	if _, err := json.Marshal(got); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Past the keep budget, metadata is summarised even when short.
+func TestMetadataMemoryIsBounded(t *testing.T) {
+	var kv [][]byte
+	big := strings.Repeat("s", maxStringBytes)
+	n := keepBudget/maxStringBytes + 10
+	for i := range n {
+		kv = append(kv, kvPair(fmt.Sprintf("k%04d", i), tString, gstr(big)))
+	}
+	ck := mustOpen(t, fixture{kv: kv}.bytes())
+	md := ck.Info().Metadata
+	if md["k0000"] != big {
+		t.Errorf("first string not kept")
+	}
+	if last := md[fmt.Sprintf("k%04d", n-1)]; !reflect.DeepEqual(last, map[string]any{"type": "string", "bytes": uint64(maxStringBytes)}) {
+		t.Errorf("last string: %.40v", last)
 	}
 }
 
@@ -539,7 +560,8 @@ func hostileCases() []struct {
 		{"huge-string", "needs 1152921504606846976 bytes", fixture{kv: [][]byte{append(gstr("k"), le(uint32(tString), uint64(1)<<60)...)}}.bytes()},
 		{"huge-array", "an array of 1152921504606846976 string values cannot fit", fixture{kv: [][]byte{append(gstr("tokenizer.ggml.tokens"), le(uint32(tArray), uint32(tString), uint64(1)<<60)...)}}.bytes()},
 		{"huge-tensor-count", "tensors exceed the limit", fixture{nTensors: u(1 << 60)}.bytes()},
-		{"huge-kv-count", "metadata pairs and 0 tensor infos cannot fit", fixture{nKV: u(1 << 60)}.bytes()},
+		{"huge-kv-count", "1152921504606846976 metadata pairs exceed the limit of 65536", fixture{nKV: u(1 << 60)}.bytes()},
+		{"kv-count-past-end", "60000 metadata pairs and 2 tensor infos cannot fit in the 8 bytes left in the file", fixture{nKV: u(60000), nTensors: u(2)}.bytes()},
 		{"too-many-dims", `tensor "w" has 5 dimensions`, fixture{tensors: []ftensor{{name: "w", ne: []uint64{1, 1, 1, 1, 4}, typ: 0, data: f32s(1, 2, 3, 4), offset: -1}}}.bytes()},
 		{"misaligned-offset", "is not a multiple of the alignment 32", fixture{tensors: []ftensor{{name: "w", ne: []uint64{1}, typ: 0, data: f32s(1), offset: 4}}}.bytes()},
 		{"overlapping-tensors", "overlap", fixture{tensors: []ftensor{w[0], {name: "v", ne: []uint64{4}, typ: 0, data: f32s(1, 2, 3, 4), offset: 0}}}.bytes()},

@@ -31,6 +31,12 @@ const (
 	// {"type": "string", "len": 32000} or {"type": "string", "bytes": N}.
 	maxArrayItems  = 64
 	maxStringBytes = 64 << 10
+	// keepBudget bounds the memory of the metadata kept whole (about 16
+	// bytes per array item, plus string bytes); past it, values are
+	// summarised as above. maxKV bounds the number of pairs: real files
+	// hold a few dozen to a few hundred.
+	keepBudget = 16 << 20
+	maxKV      = 1 << 16
 )
 
 // Metadata value types (enum gguf_metadata_value_type).
@@ -98,6 +104,7 @@ type reader struct {
 	limit  int64 // bytes we may read: min(file size, header budget)
 	size   int64 // file size
 	budget int64 // header budget, for the message
+	keep   int64 // metadata memory still available (keepBudget)
 	buf    [8]byte
 	err    error
 }
@@ -111,6 +118,7 @@ func newReader(src convert.Source, budget int64) *reader {
 		limit:  limit,
 		size:   size,
 		budget: budget,
+		keep:   keepBudget,
 	}
 }
 
@@ -258,6 +266,9 @@ func parseHeader(src convert.Source, budget int64, maxTensors int) (*header, err
 	if r.err != nil {
 		return nil, r.err
 	}
+	if nKV > maxKV {
+		return nil, convert.Invalidf("%d metadata pairs exceed the limit of %d", nKV, maxKV)
+	}
 	if nTensors > uint64(maxTensors) {
 		return nil, convert.Invalidf("%d tensors exceed the limit of %d", nTensors, maxTensors)
 	}
@@ -389,7 +400,8 @@ func (r *reader) value(t uint32, key string, depth int, keep bool) (v any, iv in
 			r.skip(n, what)
 			return nil, 0, false
 		}
-		s, n, ok := r.str(what, maxStringBytes)
+		s, n, ok := r.str(what, uint64(min(maxStringBytes, max(r.keep, 0))))
+		r.keep -= int64(len(s)) + 16
 		if !ok {
 			return map[string]any{"type": "string", "bytes": n}, 0, false
 		}
@@ -413,7 +425,8 @@ func (r *reader) value(t uint32, key string, depth int, keep bool) (v any, iv in
 			r.fail(r.tooBig(fmt.Sprintf("metadata %q: an array of %d %s values", key, n, valueTypeNames[et])))
 			return nil, 0, false
 		}
-		if keep && n <= maxArrayItems {
+		if keep && n <= maxArrayItems && r.keep >= int64(n)*16 {
+			r.keep -= int64(n) * 16
 			items := make([]any, n)
 			for i := range items {
 				items[i], _, _ = r.value(et, key, depth+1, true)

@@ -50,6 +50,11 @@ F16_FIELDS = {
 }
 
 
+# A float16 field forced in the last (random) block of some tensors, so that
+# Inf, NaN (with a payload) and subnormal scales are certainly exercised.
+SPECIAL = {"Q4_0": (0, 0x7C00), "Q4_K": (2, 0x7D01), "Q5_1": (0, 0x0001), "Q6_K": (208, 0xFC00), "Q2_K": (80, 0x83FF)}
+
+
 # ---------------------------------------------------------------- dequantizers
 # blocks: uint8 array (n_blocks, bytes per block) -> float32 (n_blocks, values per block)
 
@@ -282,6 +287,9 @@ def quant_file(exp):
                 blocks[b, off:off + 2] = np.frombuffer(np.float16(rng.normal(0, 0.05)).tobytes(), np.uint8)
             if name == "Q8_K":
                 blocks[b, 0:4] = np.frombuffer(np.float32(rng.normal(0, 0.01)).tobytes(), np.uint8)
+        if name in SPECIAL:
+            off, bits = SPECIAL[name]
+            blocks[-1, off:off + 2] = np.frombuffer(np.uint16(bits).tobytes(), np.uint8)
         vals = fn(blocks).astype(np.float32).reshape(list(reversed(ne)))
         tname = f"blk.0.{name.lower()}.weight"
         w.add_tensor(tname, ne, name, blocks.tobytes())
