@@ -681,7 +681,7 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 		if !ok {
 			return false, d.errf("REDUCE arguments are a %s, not a tuple", typeName(args))
 		}
-		g, err := d.callable(fn, "REDUCE")
+		g, err := d.callable(fn, "REDUCE", t.Items)
 		if err != nil {
 			return false, err
 		}
@@ -707,6 +707,9 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 		if !ok {
 			return false, d.errf("NEWOBJ on a %s, not a class", typeName(cls))
 		}
+		if g == getattrGlobal {
+			return false, convert.Invalidf("refusing pickle global builtins.getattr: NEWOBJ on it")
+		}
 		return false, d.pushObject(&Object{Op: OpNewObj, Class: g, Args: t.Items})
 	case 0x92: // NEWOBJ_EX
 		kw, err := d.pop()
@@ -730,6 +733,9 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 		if !ok {
 			return false, d.errf("NEWOBJ_EX on a %s, not a class", typeName(cls))
 		}
+		if g == getattrGlobal {
+			return false, convert.Invalidf("refusing pickle global builtins.getattr: NEWOBJ_EX on it")
+		}
 		return false, d.pushObject(&Object{Op: OpNewObjEx, Class: g, Args: t.Items, Kwargs: kd})
 	case 'i': // INST: calls module.name(*args)
 		mod, err := d.in.readLine()
@@ -748,7 +754,7 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if _, err := d.callable(g, "INST"); err != nil {
+		if _, err := d.callable(g, "INST", args); err != nil {
 			return false, err
 		}
 		return false, d.pushObject(&Object{Op: OpInst, Class: g, Args: args})
@@ -760,7 +766,7 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 		if len(items) == 0 {
 			return false, d.errf("OBJ without a class")
 		}
-		g, err := d.callable(items[0], "OBJ")
+		g, err := d.callable(items[0], "OBJ", items[1:])
 		if err != nil {
 			return false, err
 		}
@@ -820,6 +826,9 @@ func (d *Decoder) reduce(g Global, args []any) (*Object, error) {
 		if !ok {
 			return nil, d.errf("%s on a %s, not a class", g, typeName(args[0]))
 		}
+		if cls == getattrGlobal {
+			return nil, convert.Invalidf("refusing pickle global builtins.getattr: %s on it", g)
+		}
 		o := &Object{Op: OpNewObj, Class: cls, Args: args[1:]}
 		if g.Name == "__newobj_ex__" {
 			if len(args) != 3 {
@@ -843,6 +852,9 @@ func (d *Decoder) reduce(g Global, args []any) (*Object, error) {
 		base, ok2 := args[1].(Global)
 		if !ok1 || !ok2 {
 			return nil, d.errf("%s on %s, %s", g, typeName(args[0]), typeName(args[1]))
+		}
+		if cls == getattrGlobal {
+			return nil, convert.Invalidf("refusing pickle global builtins.getattr: %s on it", g)
 		}
 		if base.Module != "builtins" || !builtinsOK[base.Name] {
 			return nil, convert.Invalidf("refusing pickle global %s: copyreg._reconstructor would call its __init__", clip(base.String()))
@@ -885,8 +897,14 @@ func (d *Decoder) persistent(id any) error {
 }
 
 // global checks a GLOBAL / STACK_GLOBAL / INST reference against Denied.
+// builtins.getattr is the one denied global checked where it is used rather
+// than where it is named (see callable): Python pickles a bound method as
+// getattr(instance, "name"), which old torch LR schedulers put in checkpoints.
 func (d *Decoder) global(mod, name string) (Global, error) {
 	g := Global{Module: mapModule(mod), Name: name}
+	if g == getattrGlobal {
+		return g, nil
+	}
 	if why, bad := Denied(g); bad {
 		return g, convert.Invalidf("refusing pickle global %s: %s", clip(g.String()), why)
 	}
@@ -894,10 +912,13 @@ func (d *Decoder) global(mod, name string) (Global, error) {
 }
 
 // callable checks what REDUCE, INST and OBJ would call.
-func (d *Decoder) callable(fn any, op string) (Global, error) {
+func (d *Decoder) callable(fn any, op string, args []any) (Global, error) {
 	g, ok := fn.(Global)
 	if !ok {
 		return Global{}, d.errf("%s calls a %s, not a named global", op, typeName(fn))
+	}
+	if g == getattrGlobal && op == "REDUCE" && boundMethod(args) {
+		return g, nil
 	}
 	if why, bad := Denied(g); bad { // reached only through a hook's value
 		return g, convert.Invalidf("refusing pickle global %s: %s", clip(g.String()), why)
@@ -989,6 +1010,31 @@ var dangerousAttr = map[string]bool{
 	"__getattribute__": true, "__setattr__": true, "__delattr__": true, "__class__": true,
 	"__init__": true, "__new__": true, "__call__": true, "__del__": true, "__getstate__": true,
 	"__setitem__": true, "__getitem__": true,
+}
+
+var getattrGlobal = Global{"builtins", "getattr"}
+
+// boundMethod reports whether getattr's arguments name a plain method of an
+// instance this pickle built: getattr(obj, "name"), how Python pickles a
+// bound method. Looking up a plain attribute of an inert record reaches no
+// module, class or builtin, so nothing can be run through it.
+func boundMethod(args []any) bool {
+	if len(args) != 2 {
+		return false
+	}
+	if _, ok := args[0].(*Object); !ok {
+		return false
+	}
+	name, ok := args[1].(string)
+	if !ok || name == "" || strings.HasPrefix(name, "__") || len(name) > 200 {
+		return false
+	}
+	for i, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeLong decodes a little-endian two's complement integer (LONG1, LONG4).

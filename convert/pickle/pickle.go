@@ -49,6 +49,11 @@
 //     every pickle payload runs: their callable must be a Global that is on the
 //     allow-list (DefaultCallable, or Options.AllowCall). An unknown callable, or
 //     a callable that is not a Global at all (the result of another call), is refused;
+//   - builtins.getattr is the one exception to naming: Python pickles a bound
+//     method as getattr(instance, "name") (old torch LR schedulers put one in
+//     checkpoints), so getattr is checked where it is called: REDUCE on an
+//     instance built by this pickle and a plain method name is recorded; any
+//     other use is refused;
 //   - NEWOBJ / NEWOBJ_EX (cls.__new__, no __init__) of any class that is not
 //     denied makes an inert *Object: a user's __main__.Net, torch.nn modules and
 //     scikit-learn estimators are read this way, and their state walked;

@@ -196,6 +196,10 @@ var hostile = []struct {
 	{"py2 __builtin__.eval", cat("c__builtin__\neval\n(S'1'\ntR."), "builtins.eval", convert.Limits{}},
 	{"exec", cat("cbuiltins\nexec\n(S'1'\ntR."), "builtins.exec", convert.Limits{}},
 	{"getattr gadget", cat("cbuiltins\ngetattr\n(cbuiltins\nstr\nS'join'\ntR."), "builtins.getattr", convert.Limits{}},
+	{"getattr on a module", cat("cbuiltins\ngetattr\n(cmymod\nrunner\nS'system'\ntR."), "builtins.getattr", convert.Limits{}},
+	{"getattr dunder on an instance", cat("cbuiltins\ngetattr\n(ccollections\nOrderedDict\n)RS'__class__'\ntR."), "builtins.getattr", convert.Limits{}},
+	{"getattr newobj", cat("\x80\x02cbuiltins\ngetattr\n)\x81."), "builtins.getattr", convert.Limits{}},
+	{"getattr inst", cat("(S'x'\nibuiltins\ngetattr\n."), "builtins.getattr", convert.Limits{}},
 	{"__import__", cat("cbuiltins\n__import__\n(S'os'\ntR."), "builtins.__import__", convert.Limits{}},
 	{"subprocess.Popen newobj", cat("\x80\x02csubprocess\nPopen\nX\x02\x00\x00\x00ls\x85\x81."), "subprocess.Popen", convert.Limits{}},
 	{"subprocess.check_output", cat("csubprocess\ncheck_output\n(S'id'\ntR."), "subprocess.check_output", convert.Limits{}},
@@ -357,6 +361,18 @@ func TestDeniedAndCallable(t *testing.T) {
 		if DefaultCallable(g) {
 			t.Errorf("%s callable", g)
 		}
+	}
+}
+
+// A bound method (how old torch OneCycleLR state holds its anneal function)
+// is getattr(instance, "name"): recorded, not refused.
+func TestBoundMethodIsRecorded(t *testing.T) {
+	v, err := Unmarshal(cat("\x80\x02cbuiltins\ngetattr\nctorch.optim.lr_scheduler\nOneCycleLR\n)\x81}b\x8c\x11_cosine_annealing\x86R."), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Repr(v); got != `builtins.getattr(torch.optim.lr_scheduler.OneCycleLR()<-{}, "_cosine_annealing")` {
+		t.Fatal(got)
 	}
 }
 
