@@ -268,10 +268,11 @@ func dequantTo(t *ggmlType) func(dst, src []byte, unit int, vals []float32) {
 	return func(dst, src []byte, unit int, vals []float32) {
 		n := int(t.blck)
 		for b := 0; b*unit < len(src); b++ {
-			t.dequant(src[b*unit:(b+1)*unit], vals[:n])
-			out := dst[b*n*4:]
-			for j, v := range vals[:n] {
-				binary.LittleEndian.PutUint32(out[4*j:], math.Float32bits(v))
+			v := vals[:n]
+			t.dequant(src[b*unit:(b+1)*unit], v)
+			out := dst[b*n*4:][:n*4]
+			for j := range v {
+				binary.LittleEndian.PutUint32(out[4*j:4*j+4], math.Float32bits(v[j]))
 			}
 		}
 	}

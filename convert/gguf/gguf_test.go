@@ -634,12 +634,18 @@ func TestDetection(t *testing.T) {
 }
 
 func BenchmarkDequantize(b *testing.B) {
+	scales := map[uint32][]int{2: {0}, 8: {0}, 12: {0, 2}, 14: {208}} // float16 scale offsets
 	for _, id := range []uint32{2, 8, 12, 14} {
 		typ := ggmlTypes[id]
 		nb := 4096
 		data := make([]byte, nb*int(typ.size))
 		for i := range data {
-			data[i] = byte(i * 31)
+			data[i] = byte(i*31 + i>>7)
+		}
+		for b := range nb { // realistic scales: no Inf, NaN or subnormal arithmetic
+			for _, off := range scales[id] {
+				binary.LittleEndian.PutUint16(data[b*int(typ.size)+off:], f16bits(0.01))
+			}
 		}
 		ck := mustOpen(b, fixture{tensors: []ftensor{{name: "w", ne: []uint64{uint64(typ.blck), uint64(nb)}, typ: id, data: data, offset: -1}}}.bytes())
 		b.Run(typ.name, func(b *testing.B) {
