@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -320,21 +319,29 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// assertNoLeftovers checks that no temp files or uncommitted uploads remain.
+// assertNoLeftovers checks that nothing but listed objects remains under
+// prefix: no temp files, no incomplete multipart uploads, no uncommitted blobs.
 func assertNoLeftovers(t *testing.T, b *Bucket, prefix string) {
 	t.Helper()
-	if lp := b.Backend().LocalPath(prefix + "x"); lp != "" {
-		dir := filepath.Dir(lp)
-		entries, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			t.Errorf("leftover file %s", filepath.Join(dir, e.Name()))
-		}
+	keys, err := b.List(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lp := b.Backend().LocalPath(strings.TrimSuffix(prefix, "/") + "/x"); lp != "" {
+		root := filepath.Dir(lp)
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			key := strings.TrimPrefix(filepath.ToSlash(path), "/")
+			if strings.HasPrefix(key, prefix) && !slices.Contains(keys, key) {
+				t.Errorf("leftover file %s", path)
+			}
+			return nil
+		})
 	}
 	if lo, ok := leftoverCheckers[schemeOf(b.URI(prefix))]; ok {
-		lo(t, b, prefix)
+		lo(t, b, prefix, keys)
 	}
 }
 
@@ -344,4 +351,4 @@ func schemeOf(uri string) string {
 }
 
 // leftoverCheckers look for server-side leftovers a cloud can hold (cloud_test.go).
-var leftoverCheckers = map[string]func(t *testing.T, b *Bucket, prefix string){}
+var leftoverCheckers = map[string]func(t *testing.T, b *Bucket, prefix string, keys []string){}

@@ -299,6 +299,9 @@ func (o *Object) fetchInto(p []byte, pos int64) (int, error) {
 		o.streamAt += int64(n)
 		o.lastEnd = o.streamAt
 		if err == nil {
+			if o.streamAt >= o.attrs.Size {
+				o.dropStream() // the scan reached the end: free the connection now
+			}
 			return n, nil
 		}
 		// A stream that broke (or idled out) is dropped; the rest comes from a
