@@ -225,29 +225,31 @@ func (b *block) format(opt Options) {
 	b.rec = nil
 }
 
-// BlockPool bounds how many batches are in flight and recycles their buffers.
-// One pool shared by concurrent exports bounds their memory together.
+// BlockPool bounds how many batches are in flight and keeps their buffers
+// for reuse (not a sync.Pool: emptied at every GC, it made the multi-MiB
+// buffers churn and the collector run constantly). One pool shared by
+// concurrent exports bounds their memory together.
 type BlockPool struct {
-	tokens chan struct{}
-	free   sync.Pool
+	free chan *block
 }
 
 // NewBlockPool allows n batches in flight.
 func NewBlockPool(n int) *BlockPool {
-	return &BlockPool{tokens: make(chan struct{}, max(n, 2))}
+	p := &BlockPool{free: make(chan *block, max(n, 2))}
+	for range cap(p.free) {
+		p.free <- &block{}
+	}
+	return p
 }
 
 func (p *BlockPool) get(ctx context.Context) (*block, error) {
 	select {
-	case p.tokens <- struct{}{}:
+	case b := <-p.free:
+		b.done = make(chan struct{})
+		return b, nil
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
-	if b, ok := p.free.Get().(*block); ok {
-		b.done = make(chan struct{})
-		return b, nil
-	}
-	return &block{done: make(chan struct{})}, nil
 }
 
 func (p *BlockPool) put(b *block) {
@@ -256,8 +258,7 @@ func (p *BlockPool) put(b *block) {
 		b.rec = nil
 	}
 	b.tmpl = nil
-	p.free.Put(b)
-	<-p.tokens
+	p.free <- b
 }
 
 func grow[T any](s []T, n int) []T {
