@@ -142,6 +142,10 @@ func init() {
 		"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2",
 		"torch.Size", "torch.device", "torch.serialization._get_layout", "torch.nn.parameter.Parameter",
 		"torch.nn.parameter.Buffer", "torch.torch_version.TorchVersion",
+		// TorchScript's pickler wraps typed lists and values
+		"torch.jit._pickle.build_intlist", "torch.jit._pickle.build_doublelist",
+		"torch.jit._pickle.build_boollist", "torch.jit._pickle.build_tensorlist",
+		"torch.jit._pickle.build_complexlist", "torch.jit._pickle.restore_type_tag",
 		// collections and builtins
 		"collections.OrderedDict", "collections.defaultdict", "collections.deque", "collections.Counter",
 		"builtins.set", "builtins.frozenset", "builtins.slice", "builtins.complex", "builtins.list",
@@ -170,11 +174,11 @@ func init() {
 // DefaultCallable reports whether REDUCE, INST or OBJ may name g by default.
 func DefaultCallable(g Global) bool {
 	full := g.Module + "." + g.Name
-	if _, ok := inModule(full, deniedCallModules); ok {
-		return false
-	}
 	if callables[full] {
 		return true
+	}
+	if _, ok := inModule(full, deniedCallModules); ok {
+		return false
 	}
 	// torch's dtype-named storage classes (torch.FloatStorage ...), and numpy scalar types
 	if g.Module == "torch" && strings.HasSuffix(g.Name, "Storage") && !strings.Contains(g.Name, ".") {

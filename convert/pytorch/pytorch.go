@@ -1,0 +1,133 @@
+// Package pytorch reads PyTorch checkpoints of every kind without executing
+// a pickle:
+//
+//   - torch.save zip archives (torch >= 1.6; torch/serialization.py,
+//     caffe2/serialize/inline_container.cc): <root>/data.pkl, storages in
+//     <root>/data/<key>, <root>/byteorder ("little" or "big"), any root name;
+//   - the legacy non-zip format (_use_new_zipfile_serialization=False and
+//     torch < 1.6): pickles of the magic number, the protocol version and
+//     sys_info, the object, the list of storage keys, then each storage as a
+//     little-endian int64 element count and its raw bytes;
+//   - TorchScript archives (torch.jit.save): data.pkl holds __torch__.*
+//     module objects whose attributes are their parameters, buffers and
+//     submodules; constants.pkl holds constant tensors (<root>/constants/<key>);
+//   - whatever object the pickle holds: a state_dict, a Lightning .ckpt or any
+//     nested dict/list checkpoint (names per SPEC §4: keys joined with '.',
+//     list items by position), a whole model from torch.save(model) (its
+//     _parameters, _buffers and _modules walked to state_dict names, the
+//     module's class as layer type), numpy arrays beside tensors;
+//   - sharded checkpoints: pytorch_model.bin.index.json, through convert/shardindex.
+//
+// The pickle is read by convert/pickle (no code runs; globals outside its
+// allow-list are refused by name). Tensors are resolved from torch's rebuild
+// records (_rebuild_tensor, _v2, _v3, _rebuild_parameter, ...) to a storage,
+// an element offset, a shape and strides; values stream from the storage with
+// range reads through convert.Strided (offsets, transposes, stride-0 expands,
+// channels_last), byte-swapped for big-endian archives. Storages are never
+// loaded whole. Complex, quantized, sparse and meta tensors are listed in
+// Info.Skipped with the reason.
+//
+// Limits: data.pkl and the legacy pickles are bounded by lim.MaxHeaderBytes,
+// the pickle memo and nesting by lim.MaxPickleMemo / MaxPickleDepth, the
+// tensor count by lim.MaxTensors; every shape goes through
+// convert.CheckedNumel, every view is checked to lie inside its storage and
+// every storage inside its archive member or file, before anything is read;
+// zip archives get the checks of convert/ziparchive; a deflated member read
+// through a strided view is spooled to a temp file of at most lim.MaxTempBytes.
+package pytorch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/big"
+
+	"ckpt2csv/convert"
+	"ckpt2csv/convert/pickle"
+	"ckpt2csv/convert/shardindex"
+	"ckpt2csv/convert/ziparchive"
+)
+
+// Format is the --format name.
+const Format = "pytorch"
+
+func init() {
+	convert.Register(convert.Format{Name: Format, Match: Match, Open: Open})
+}
+
+// legacyMagic is torch's MAGIC_NUMBER, the first pickle of a legacy file.
+var legacyMagic, _ = new(big.Int).SetString("1950a86a20f9469cfc6c", 16)
+
+// Match recognises a torch zip archive (a */data.pkl member), a legacy file
+// (its first pickle is the magic number) and a pytorch_model.bin.index.json.
+// Plain pickles are left to the scikit-learn reader.
+func Match(src convert.Source, head []byte) bool {
+	switch {
+	case ziparchive.IsZip(head):
+		a, err := ziparchive.Open(src, convert.Limits{}.Defaults())
+		if err != nil {
+			return false
+		}
+		_, err = findRoot(a)
+		return err == nil
+	case isLegacy(head):
+		return true
+	}
+	return shardindex.Match(src, head, ".bin")
+}
+
+// isLegacy reports whether head starts with the pickled magic number.
+func isLegacy(head []byte) bool {
+	if len(head) < 2 || head[0] != 0x80 {
+		return false
+	}
+	v, err := pickle.NewDecoder(bytes.NewReader(head), int64(len(head)), pickle.Options{Limits: convert.Limits{MaxHeaderBytes: 1 << 12}}).Decode()
+	if err != nil {
+		return false
+	}
+	b, ok := v.(*big.Int)
+	return ok && b.Cmp(legacyMagic) == 0
+}
+
+// Open opens a torch checkpoint of any kind.
+func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck convert.Checkpoint, err error) {
+	lim = lim.Defaults()
+	defer func() {
+		if r := recover(); r != nil {
+			ck, err = nil, convert.Invalidf("pytorch: unreadable checkpoint (internal error: %v)", r)
+		}
+	}()
+	head := make([]byte, min(src.Size(), convert.HeadSize))
+	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("reading header: %w", err)
+	}
+	switch {
+	case ziparchive.IsZip(head):
+		return openZip(ctx, src, lim)
+	case isLegacy(head):
+		return openLegacy(ctx, src, lim)
+	case shardindex.Match(src, head, ".bin"):
+		return shardindex.Open(ctx, src, lim, Format, func(ctx context.Context, s convert.Source) (convert.Checkpoint, error) {
+			return openShard(ctx, s, lim) // a shard is never another index
+		})
+	case convert.IsLFSPointer(head):
+		return nil, convert.Invalidf("a Git LFS pointer file, not the checkpoint itself (run `git lfs pull` to fetch the real file)")
+	}
+	return nil, convert.Invalidf("not a PyTorch checkpoint (neither a torch zip archive nor a legacy torch.save file)")
+}
+
+// openShard opens one shard of a sharded checkpoint: a zip archive or a legacy file.
+func openShard(ctx context.Context, src convert.Source, lim convert.Limits) (convert.Checkpoint, error) {
+	head := make([]byte, min(src.Size(), convert.HeadSize))
+	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("reading header: %w", err)
+	}
+	switch {
+	case ziparchive.IsZip(head):
+		return openZip(ctx, src, lim)
+	case isLegacy(head):
+		return openLegacy(ctx, src, lim)
+	}
+	return nil, convert.Invalidf("shard is not a PyTorch checkpoint")
+}
