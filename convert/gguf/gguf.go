@@ -202,7 +202,12 @@ func (c *checkpoint) add(src convert.Source, h *header) error {
 			return convert.Invalidf("tensor %q: data starts at %d, past the file (%d bytes)", ti.name, start, size)
 		}
 		t := ggmlTypes[ti.typ]
-		if t == nil || t.size == 0 {
+		if t == nil {
+			// Its block size is unknown, so the file's layout cannot be checked:
+			// treated as corrupt rather than guessed at.
+			return convert.Invalidf("tensor %q: unknown ggml type %d", ti.name, ti.typ)
+		}
+		if t.size == 0 {
 			c.info.Skipped = append(c.info.Skipped, convert.Skipped{Name: ti.name, Reason: skipReason(ti.typ, t)})
 			continue
 		}

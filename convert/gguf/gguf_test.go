@@ -289,7 +289,6 @@ func TestAlignment(t *testing.T) {
 func TestUnsupportedTypesAreSkippedNotFatal(t *testing.T) {
 	f := fixture{tensors: []ftensor{
 		{name: "iq", ne: []uint64{256}, typ: 16, data: make([]byte, 66), offset: -1},
-		{name: "future", ne: []uint64{7}, typ: 1000, data: make([]byte, 10), offset: -1},
 		{name: "repacked", ne: []uint64{32}, typ: 31, data: make([]byte, 18), offset: -1},
 		{name: "ok", ne: []uint64{2}, typ: 0, data: f32s(1, 2), offset: -1},
 	}}
@@ -300,11 +299,21 @@ func TestUnsupportedTypesAreSkippedNotFatal(t *testing.T) {
 	}
 	want := []convert.Skipped{
 		{Name: "iq", Reason: "ggml type IQ2_XXS is not supported (no dequantizer)"},
-		{Name: "future", Reason: "ggml type 1000 is unknown to this reader"},
 		{Name: "repacked", Reason: "ggml type Q4_0_4_4 is not supported (no dequantizer)"},
 	}
 	if !reflect.DeepEqual(info.Skipped, want) {
 		t.Errorf("skipped %+v", info.Skipped)
+	}
+}
+
+func TestUnknownTypeIdIsInvalid(t *testing.T) {
+	f := fixture{tensors: []ftensor{
+		{name: "future", ne: []uint64{7}, typ: 1000, data: make([]byte, 10), offset: -1},
+		{name: "ok", ne: []uint64{2}, typ: 0, data: f32s(1, 2), offset: -1},
+	}}
+	_, err := open(t, f.bytes())
+	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "unknown ggml type 1000") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
