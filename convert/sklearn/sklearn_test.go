@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"ckpt2csv/convert"
 	"ckpt2csv/convert/converttest"
@@ -274,4 +275,23 @@ func TestRealFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A few bytes of pickle can reference one tuple 2^60 times through its
+// memo: the walk gives up with an error instead of running for ever.
+func TestSharedGraphBombRefused(t *testing.T) {
+	b := []byte("\x80\x02]q\x00")
+	for range 60 {
+		b = append(b, "0h\x00h\x00\x86q\x00"...)
+	}
+	b = append(b, '.')
+	start := time.Now()
+	_, err := sklearn.Open(context.Background(), memSource(b), convert.Limits{}.Defaults())
+	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "too large to walk") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v", d)
+	}
+	t.Logf("refused in %v", time.Since(start))
 }

@@ -32,8 +32,10 @@ import (
 	"ckpt2csv/convert/pickle/numpyobj"
 )
 
-// maxVisits bounds the references a walk follows.
-const maxVisits = 20_000_000
+// maxVisits bounds the containers and arrays a walk enters (counting each
+// time a shared one is reached again): far more than any real model needs,
+// few enough to finish in about a second.
+const maxVisits = 4_000_000
 
 // rootName names a file whose top-level object is itself an array.
 const rootName = "array"
@@ -64,6 +66,15 @@ func keyString(k any) string {
 		return strconv.FormatInt(k, 10)
 	}
 	return pickle.Repr(k)
+}
+
+// walkable reports whether v may hold an array: plain scalars and strings
+// are passed over without building their path.
+func walkable(v any) bool {
+	if _, ok := v.(*array); ok {
+		return true
+	}
+	return pickle.IsContainer(v)
 }
 
 func (w *walker) walk(v any, path, owner string, depth int) error {
@@ -113,6 +124,9 @@ func (w *walker) walk(v any, path, owner string, depth int) error {
 
 func (w *walker) dict(d *pickle.Dict, path, owner string, depth int) error {
 	for _, it := range d.Items {
+		if !walkable(it.Value) {
+			continue
+		}
 		if err := w.walk(it.Value, join(path, keyString(it.Key)), owner, depth+1); err != nil {
 			return err
 		}
@@ -122,6 +136,9 @@ func (w *walker) dict(d *pickle.Dict, path, owner string, depth int) error {
 
 func (w *walker) items(items []any, first int, path, owner string, depth int) error {
 	for i, x := range items {
+		if !walkable(x) {
+			continue
+		}
 		if err := w.walk(x, join(path, strconv.Itoa(first+i)), owner, depth+1); err != nil {
 			return err
 		}

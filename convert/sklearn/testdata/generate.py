@@ -287,6 +287,42 @@ def numpy2_paths(fname, src):
     expected[fname] = expected[src]
 
 
+def old_style(fname, obj, renames):
+    """A joblib file as joblib < 1.2 inside scikit-learn 0.20-0.22 wrote it:
+    protocol 2, no alignment padding before the arrays, the vendored
+    sklearn.externals.joblib module and the old public module paths."""
+    from joblib.numpy_pickle import NumpyArrayWrapper
+    orig = NumpyArrayWrapper.__init__
+
+    def init(self, *a, **k):
+        orig(self, *a, **k)
+        del self.numpy_array_alignment_bytes
+
+    NumpyArrayWrapper.__init__ = init
+    try:
+        buf = io.BytesIO()
+        joblib.dump(obj, buf, protocol=2)
+    finally:
+        NumpyArrayWrapper.__init__ = orig
+    b = buf.getvalue()
+    assert b"numpy_array_alignment_bytes" not in b
+    joblib.load(io.BytesIO(b))  # joblib still reads it
+    for old, new in renames:
+        assert old in b, old
+        b = b.replace(old, new)
+    with open(os.path.join(HERE, fname), "wb") as f:
+        f.write(b)
+    record(fname, obj)
+
+
+def zfile(fname, obj):
+    """joblib < 0.10's compressed container: "ZF", the length in hex, zlib."""
+    data = pickle.dumps(obj, protocol=2)
+    with open(os.path.join(HERE, fname), "wb") as f:
+        f.write(b"ZF" + ("0x%x" % len(data)).ljust(19).encode() + zlib.compress(data, 3))
+    record(fname, obj)
+
+
 def hostile():
     os.makedirs(HOSTILE, exist_ok=True)
 
@@ -361,6 +397,15 @@ def main():
     for method, ext in compressors:
         dump_joblib(f"forest_{ext}.joblib", m["forest"], compress=(method, 3))
     dump_joblib("pipeline.joblib.gz", m["pipeline"])  # compression chosen by the extension
+
+    old_style("logreg_old.joblib", m["logreg"], [
+        (b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n", b"csklearn.externals.joblib.numpy_pickle\nNumpyArrayWrapper\n"),
+        (b"csklearn.linear_model._logistic\n", b"csklearn.linear_model.logistic\n")])
+    old_style("forest_old.joblib", m["forest"], [
+        (b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n", b"csklearn.externals.joblib.numpy_pickle\nNumpyArrayWrapper\n"),
+        (b"csklearn.ensemble._forest\n", b"csklearn.ensemble.forest\n"),
+        (b"csklearn.tree._classes\n", b"csklearn.tree.tree\n")])
+    zfile("svr_zfile.pkl", m["svr"])
 
     arr = arrays()
     for proto in (2, 4, 5):
