@@ -59,12 +59,15 @@ func match(src convert.Source, head []byte) bool {
 	return shardindex.Match(src, head, ".safetensors")
 }
 
+// plausibleHeader: a length that fits in 32 bits then '{'. The length is not
+// held to the file size here, so that a truncated file is still recognised
+// and Open can say that it is truncated.
 func plausibleHeader(head []byte, size int64) bool {
-	if len(head) < 9 || size < 10 {
+	if len(head) < 9 {
 		return false
 	}
 	n := binary.LittleEndian.Uint64(head)
-	return n >= 2 && n <= uint64(size-8) && head[8] == '{'
+	return n >= 2 && n < 1<<32 && head[8] == '{'
 }
 
 func open(ctx context.Context, src convert.Source, lim convert.Limits) (convert.Checkpoint, error) {
@@ -140,6 +143,11 @@ func Open(ctx context.Context, src convert.Source, lim convert.Limits) (*Checkpo
 func parseHeader(hdr []byte, lim convert.Limits) ([]entry, map[string]any, error) {
 	// Writers pad the header to alignment with spaces; some with NULs.
 	hdr = bytes.TrimRight(hdr, " \x00")
+	if !json.Valid(hdr) {
+		var v any
+		err := json.Unmarshal(hdr, &v)
+		return nil, nil, convert.Invalidf("header is not valid JSON: %v", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(hdr))
 	dec.UseNumber()
 	bad := func(err error) error { return convert.Invalidf("header is not valid JSON: %v", err) }

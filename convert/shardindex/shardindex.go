@@ -69,9 +69,12 @@ func Match(src convert.Source, head []byte, ext string) bool {
 	if !bytes.Contains(b, []byte(`"weight_map"`)) {
 		return false
 	}
-	idx, err := Parse(b)
+	// Shard names are not checked here: an index that names a bad shard is
+	// still an index, and Open says what is wrong with it.
+	idx, err := parse(b, false)
 	if err != nil {
-		return false
+		// Broken JSON that still names shards of this kind: let Open say what is wrong.
+		return bytes.Contains(b, []byte(ext+`"`))
 	}
 	for _, s := range idx.Shards {
 		if !strings.HasSuffix(s.File, ext) {
@@ -82,7 +85,9 @@ func Match(src convert.Source, head []byte, ext string) bool {
 }
 
 // Parse reads an index strictly.
-func Parse(b []byte) (*Index, error) {
+func Parse(b []byte) (*Index, error) { return parse(b, true) }
+
+func parse(b []byte, strict bool) (*Index, error) {
 	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -114,7 +119,7 @@ func Parse(b []byte) (*Index, error) {
 				return nil, convert.Invalidf("shard index has two \"weight_map\" keys")
 			}
 			found = true
-			if err := parseWeightMap(dec, idx, byFile); err != nil {
+			if err := parseWeightMap(dec, idx, byFile, strict); err != nil {
 				return nil, err
 			}
 		default:
@@ -140,7 +145,7 @@ func Parse(b []byte) (*Index, error) {
 	return idx, nil
 }
 
-func parseWeightMap(dec *json.Decoder, idx *Index, byFile map[string]int) error {
+func parseWeightMap(dec *json.Decoder, idx *Index, byFile map[string]int, strict bool) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return convert.Invalidf("shard index is not valid JSON: %v", err)
@@ -169,7 +174,7 @@ func parseWeightMap(dec *json.Decoder, idx *Index, byFile map[string]int) error 
 		}
 		i, ok := byFile[file]
 		if !ok {
-			if err := checkFile(file); err != nil {
+			if err := checkFile(file); err != nil && strict {
 				return err
 			}
 			i = len(idx.Shards)
