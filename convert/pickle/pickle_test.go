@@ -420,3 +420,23 @@ func FuzzDecode(f *testing.F) {
 		AsBytes(v)
 	})
 }
+
+func TestExpandedCountsPaths(t *testing.T) {
+	v, err := Unmarshal(referenceBomb(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n, err := Expanded(v, 1e9, 1000)
+	if err != nil || n != 1e9 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("took %v", d)
+	}
+	b, _ := os.ReadFile("testdata/values_p4.pkl")
+	v, _ = Unmarshal(b, Options{})
+	if n, err := Expanded(v, 1e9, 1000); err != nil || n > 200 {
+		t.Fatalf("values: n=%d err=%v", n, err)
+	}
+}

@@ -210,3 +210,51 @@ func AsList(v any) ([]any, bool) {
 	}
 	return nil, false
 }
+
+// Expanded is how many values a naive walk of v would visit (every shared
+// container walked again under every path; cycles cut), saturating at limit.
+// A few hundred bytes of pickle can reference one list 2^100 times through
+// shared children (the "reference bomb"); a caller that names values by path
+// compares this with a bound before walking. It runs in time linear in the
+// number of distinct values, and maxDepth bounds its recursion (deeper is
+// ErrInvalid).
+func Expanded(v any, limit uint64, maxDepth int) (uint64, error) {
+	memo := map[any]uint64{}
+	onPath := map[any]bool{}
+	var rec func(v any, depth int) (uint64, error)
+	rec = func(v any, depth int) (uint64, error) {
+		if depth > maxDepth {
+			return 0, convert.Invalidf("pickle: values nested deeper than %d", maxDepth)
+		}
+		if !IsContainer(v) {
+			return 1, nil
+		}
+		if n, ok := memo[v]; ok {
+			return n, nil
+		}
+		if onPath[v] {
+			return 1, nil // a cycle: walked once
+		}
+		onPath[v] = true
+		n := uint64(1)
+		var err error
+		Children(v, func(c any) {
+			if err != nil || n >= limit {
+				return
+			}
+			var k uint64
+			k, err = rec(c, depth+1)
+			n += k
+			if n > limit || n < k {
+				n = limit
+			}
+		})
+		delete(onPath, v)
+		if err != nil {
+			return 0, err
+		}
+		memo[v] = n
+		return n, nil
+	}
+	return rec(v, 0)
+}

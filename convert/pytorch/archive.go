@@ -129,6 +129,9 @@ func openZip(ctx context.Context, src convert.Source, lim convert.Limits) (conve
 		if err := cr.locate(a, root+"/constants/"); err != nil {
 			return nil, err
 		}
+		if err := cr.checkBomb(consts); err != nil {
+			return nil, err
+		}
 		cr.seen, cr.visits = r.seen, r.visits
 		if err := cr.walk(consts, "constants", "", 0); err != nil {
 			return nil, err
@@ -180,6 +183,14 @@ func (r *reader) locate(a *ziparchive.Archive, dir string) error {
 		if m.Size < need {
 			return convert.Invalidf("pytorch: storage %q needs %d bytes, its record %s holds %d", clip(st.key), need, m.Name, m.Size)
 		}
+		if !m.Stored() {
+			// check a compressed member (size, ratio, method) now, not when streaming
+			rc, err := m.Open()
+			if err != nil {
+				return err
+			}
+			rc.Close()
+		}
 		st.member, st.found = m, true
 	}
 	return nil
@@ -188,6 +199,9 @@ func (r *reader) locate(a *ziparchive.Archive, dir string) error {
 // walkRoot names the tensors of the root object and records its scalar
 // entries (epoch, global_step, versions) as metadata.
 func (r *reader) walkRoot(obj any, fileName string, meta map[string]any) error {
+	if err := r.checkBomb(obj); err != nil {
+		return err
+	}
 	if d, ok := pickle.AsDict(obj); ok {
 		n := 0
 		for _, it := range d.Items {
@@ -227,4 +241,18 @@ func (r *reader) walkRoot(obj any, fileName string, meta map[string]any) error {
 		}
 	}
 	return r.walk(obj, name, "", 0)
+}
+
+// checkBomb refuses an object whose shared references would make naming its
+// values by path explode (see pickle.Expanded), before walking it.
+func (r *reader) checkBomb(obj any) error {
+	limit := max(uint64(64*r.lim.MaxTensors), 100_000_000)
+	n, err := pickle.Expanded(obj, limit, r.lim.MaxPickleDepth)
+	if err != nil {
+		return err
+	}
+	if n >= limit {
+		return convert.Invalidf("pytorch: the pickle references its containers so often that naming its values would visit more than %d of them (a reference bomb)", limit)
+	}
+	return nil
 }

@@ -39,9 +39,11 @@ package pytorch
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 
 	"ckpt2csv/convert"
 	"ckpt2csv/convert/pickle"
@@ -67,7 +69,9 @@ func Match(src convert.Source, head []byte) bool {
 	case ziparchive.IsZip(head):
 		a, err := ziparchive.Open(src, convert.Limits{}.Defaults())
 		if err != nil {
-			return false
+			// a damaged archive (truncated, say) is still ours when its first
+			// record is torch's, so that the error says what is wrong with it
+			return torchFirstRecord(head)
 		}
 		_, err = findRoot(a)
 		return err == nil
@@ -75,6 +79,24 @@ func Match(src convert.Source, head []byte) bool {
 		return true
 	}
 	return shardindex.Match(src, head, ".bin")
+}
+
+// torchFirstRecord reports whether the zip's first local header names a
+// record torch writes first: <root>/data.pkl (torch.save) or a storage,
+// constants or version record (torch.jit.save).
+func torchFirstRecord(head []byte) bool {
+	if len(head) < 30 || !bytes.HasPrefix(head, []byte("PK\x03\x04")) {
+		return false
+	}
+	n := int(binary.LittleEndian.Uint16(head[26:]))
+	if 30+n > len(head) {
+		return false
+	}
+	dir, rest, ok := strings.Cut(string(head[30:30+n]), "/")
+	if !ok || dir == "" {
+		return false
+	}
+	return rest == "data.pkl" || rest == "constants.pkl" || strings.HasPrefix(rest, "data/") || strings.HasPrefix(rest, ".data/")
 }
 
 // isLegacy reports whether head starts with the pickled magic number.

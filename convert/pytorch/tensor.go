@@ -324,6 +324,11 @@ func (r *reader) view(st *storage, dtype convert.DType, itemsize int, skip strin
 	if err := checkView(shape, stride, off, numel, capacity); err != nil {
 		return nil, convert.Invalidf("pytorch: storage %q: %v", clip(st.key), err)
 	}
+	// A stride-0 view (expand) can repeat one element 2^62 times inside its
+	// storage; beyond 1 GiB, more than 1024 times the storage is refused.
+	if numel*int64(itemsize) > 1<<30 && numel/1024 > capacity {
+		return nil, convert.Invalidf("pytorch: storage %q: a view of size %v (%d elements) expands a storage of %d elements", clip(st.key), shape, numel, capacity)
+	}
 	return t, nil
 }
 

@@ -375,6 +375,179 @@ with open(os.path.join("sharded", "pytorch_model.bin.index.json"), "w") as f:
     json.dump({"metadata": {"total_size": sum(v.numel() * 4 for v in sd.values())}, "weight_map": wm}, f, indent=1)
 expected["sharded/pytorch_model.bin.index.json"] = {"tensors": [entry(k, sd[k]) for k in keys], "skipped": []}
 
+# --- hostile files (crafted bytes; never loaded) -------------------------------------
+MARKER = "/tmp/ckpt2csv-pytorch-pwned"  # the payloads would create it; tests check it never exists
+
+
+class P:
+    """A tiny pickle emitter: enough opcodes to craft hostile data.pkl records."""
+
+    def __init__(self, proto=2):
+        self.b = bytearray(b"\x80" + bytes([proto]))
+
+    def raw(self, b):
+        self.b += b
+        return self
+
+    def int(self, v):
+        if 0 <= v < 256:
+            return self.raw(b"K" + bytes([v]))
+        if -2**31 <= v < 2**31:
+            return self.raw(b"J" + struct.pack("<i", v))
+        n = (v.bit_length() + 8) // 8
+        return self.raw(b"\x8a" + bytes([n]) + v.to_bytes(n, "little", signed=True))
+
+    def str(self, s):
+        e = s.encode()
+        return self.raw(b"X" + struct.pack("<I", len(e)) + e)
+
+    def glob(self, mod, name):
+        return self.raw(b"c" + mod.encode() + b"\n" + name.encode() + b"\n")
+
+    def tuple(self, *items):
+        self.raw(b"(")
+        for it in items:
+            it(self)
+        return self.raw(b"t")
+
+    def stop(self):
+        return bytes(self.b + b".")
+
+
+def I(v):
+    return lambda p: p.int(v)
+
+
+def S(v):
+    return lambda p: p.str(v)
+
+
+def T(*items):
+    return lambda p: p.tuple(*items)
+
+
+def G(m, n):
+    return lambda p: p.glob(m, n)
+
+
+def tensor_dict(key="0", numel=6, shape=(2, 3), stride=(3, 1), stype="FloatStorage", name="w"):
+    """{name: _rebuild_tensor_v2(storage key, 0, shape, stride, False, OrderedDict())}"""
+    p = P().raw(b"}(").str(name)
+    p.glob("torch._utils", "_rebuild_tensor_v2").raw(b"(")
+    p.tuple(S("storage"), G("torch", stype), S(key), S("cpu"), I(numel)).raw(b"Q")
+    p.int(0).tuple(*[I(d) for d in shape]).tuple(*[I(d) for d in stride])
+    p.raw(b"\x89").glob("collections", "OrderedDict").raw(b")Rt")
+    p.raw(b"Ru")
+    return p.stop()
+
+
+def torch_zip(path, pkl, data=None, extra=(), compress=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("archive/data.pkl", date_time=(2020, 1, 1, 0, 0, 0)), pkl, compress_type=compress)
+        for k, v in (data or {}).items():
+            z.writestr(zipfile.ZipInfo("archive/data/" + k, date_time=(2020, 1, 1, 0, 0, 0)), v)
+        for k, v in extra:
+            z.writestr(zipfile.ZipInfo("archive/" + k, date_time=(2020, 1, 1, 0, 0, 0)), v)
+        z.writestr(zipfile.ZipInfo("archive/version", date_time=(2020, 1, 1, 0, 0, 0)), b"3\n")
+
+
+def legacy(path, obj_pkl, keys, storages):
+    out = bytearray()
+    out += P().int(0x1950A86A20F9469CFC6C).stop()
+    out += P().int(1001).stop()
+    out += P().raw(b"}(").str("protocol_version").int(1001).str("little_endian").raw(b"\x88u").stop()
+    out += obj_pkl
+    out += P().raw(b"(" + b"".join(b"X" + struct.pack("<I", len(k)) + k.encode() for k in keys) + b"l").stop()
+    for raw, numel in storages:
+        out += struct.pack("<q", numel) + raw
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+def payload(mod, name, arg=f"touch {MARKER}"):
+    """{'w': mod.name(arg)}: a REDUCE on a callable that runs code."""
+    return P().raw(b"}(").str("w").glob(mod, name).tuple(S(arg)).raw(b"Ru").stop()
+
+
+def hostile(name, err, write):
+    path = os.path.join(HOSTILE, name)
+    write(path)
+    with open(path + ".err", "w") as f:
+        f.write(err + "\n")
+
+
+os.makedirs(HOSTILE, exist_ok=True)
+f32 = struct.pack("<6f", *range(6))
+hostile("pytorch-reduce-os-system.pt", "os.system", lambda p: torch_zip(p, payload("os", "system")))
+hostile("pytorch-reduce-posix-system.pt", "posix.system", lambda p: torch_zip(p, payload("posix", "system")))
+hostile("pytorch-reduce-eval.pt", "builtins.eval", lambda p: torch_zip(p, payload("builtins", "eval", f"__import__('os').system('touch {MARKER}')")))
+hostile("pytorch-subprocess-popen.pt", "subprocess.Popen", lambda p: torch_zip(p, payload("subprocess", "Popen")))
+hostile("pytorch-posixsubprocess.pt", "_posixsubprocess.fork_exec", lambda p: torch_zip(p, payload("_posixsubprocess", "fork_exec")))
+hostile("pytorch-inst-opcode.pt", "os.system", lambda p: torch_zip(p, b"\x80\x02}(X\x01\x00\x00\x00w(S'touch " + MARKER.encode() + b"'\nios\nsystem\nu."))
+hostile("pytorch-inst-unknown-class.pt", "mymodule.Runner", lambda p: torch_zip(p, b"\x80\x02}(X\x01\x00\x00\x00w(S'x'\nimymodule\nRunner\nu."))
+# protocol 4: module and name strings memoized, then combined by STACK_GLOBAL from the memo
+hostile("pytorch-stack-global-memo.pt", "os.system", lambda p: torch_zip(p,
+        b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x05torch\x94\x8c\x02os\x94\x8c\x06system\x94h\x01h\x02\x93\x94\x8c\x04true\x85R."))
+hostile("pytorch-build-setstate.pt", "__setstate__", lambda p: torch_zip(p,
+        b"\x80\x02ccollections\nOrderedDict\n)R}X\x0c\x00\x00\x00__setstate__cmymodule\nhook\nsb."))
+hostile("pytorch-legacy-os-system.pt", "os.system", lambda p: legacy(p, payload("os", "system"), [], []))
+hostile("pytorch-ext-opcode.pt", "EXT", lambda p: torch_zip(p, b"\x80\x02\x82\x01."))
+hostile("pytorch-lfs-pointer.pth", "Git LFS pointer", lambda p: open(p, "w").write(
+    "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 132489\n"))
+
+
+def truncated(p):
+    with open("state_dict.pt", "rb") as f:
+        b = f.read()
+    with open(p, "wb") as f:
+        f.write(b[: len(b) // 2])
+
+
+hostile("pytorch-truncated-zip.pt", "truncated", truncated)
+hostile("pytorch-short-storage.pt", "needs 24 bytes", lambda p: torch_zip(p, tensor_dict(), {"0": f32[:12]}))
+hostile("pytorch-shape-2e40.pt", "too many elements", lambda p: torch_zip(p, tensor_dict(shape=(2**40, 2**40), stride=(2**40, 1)), {"0": f32}))
+hostile("pytorch-expand-2e62.pt", "expands a storage", lambda p: torch_zip(p, tensor_dict(stype="BoolStorage", numel=1, shape=(2**31, 2**31), stride=(0, 0)), {"0": b"\x01"}))
+hostile("pytorch-view-past-storage.pt", "past the end of its storage", lambda p: torch_zip(p, tensor_dict(shape=(3, 3), stride=(3, 1)), {"0": f32}))
+hostile("pytorch-storage-key-traversal.pt", "not a plain name", lambda p: torch_zip(p, tensor_dict(key="../../x"), {"0": f32}))
+hostile("pytorch-bad-byteorder.pt", "byteorder", lambda p: torch_zip(p, tensor_dict(), {"0": f32}, extra=[("byteorder", b"middle")]))
+hostile("pytorch-legacy-short-storage.pt", "past the end of the file", lambda p: legacy(p, tensor_dict(), ["0"], [(f32[:8], 6)]))
+
+
+def zip_bomb(p):
+    # data/0 declares 1 GiB inflated from 1 KiB of deflate data: sizes patched in both headers
+    torch_zip(p, tensor_dict(numel=1 << 28, shape=(1 << 28,), stride=(1,)))
+    with zipfile.ZipFile(p, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("archive/data/0", date_time=(2020, 1, 1, 0, 0, 0)), b"\0" * (1 << 20), compress_type=zipfile.ZIP_DEFLATED)
+    b = bytearray(open(p, "rb").read())
+    i = b.rfind(b"PK\x01\x02")  # central entry of data/0 (the last member)
+    struct.pack_into("<I", b, i + 24, 1 << 30)
+    lo = struct.unpack_from("<I", b, i + 42)[0]
+    struct.pack_into("<I", b, lo + 22, 1 << 30)
+    open(p, "wb").write(bytes(b))
+
+
+hostile("pytorch-zip-bomb.pt", "ratio", zip_bomb)
+
+
+def reference_bomb():
+    # l[i+1] = [l[i], l[i]], 100 levels, then {'w': l[100]}
+    b = bytearray(b"\x80\x04]\x94")
+    for i in range(100):
+        b += b"]\x94(" + b"j" + struct.pack("<I", 2 * i) + b"j" + struct.pack("<I", 2 * i) + b"e\x94" + b"0"
+    return bytes(b + b"0}X\x01\x00\x00\x00wj" + struct.pack("<I", 200) + b"s.")
+
+
+hostile("pytorch-reference-bomb.pt", "reference bomb", lambda p: torch_zip(p, reference_bomb()))
+
+
+def deep_nesting():
+    b = bytearray(b"\x80\x02]q\x00")
+    b += b"]h\x00aq\x000" * 3000
+    return bytes(b + b"0}X\x01\x00\x00\x00wh\x00s.")
+
+
+hostile("pytorch-deep-nesting.pt", "nested deeper than", lambda p: torch_zip(p, deep_nesting(), compress=zipfile.ZIP_DEFLATED))
+
 with open("expected.json", "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)
 print("wrote", len(expected), "fixtures")
