@@ -13,6 +13,7 @@
 package sklearn
 
 import (
+	"context"
 	"io"
 	"strings"
 
@@ -29,17 +30,21 @@ type array struct {
 	fortran  bool
 	itemSize int64
 	data     convert.SizedReaderAt // the raw bytes; nil when skip is set
+	npy      convert.Checkpoint    // or: a .npy file beside the pickle (joblib < 0.10) streams them
 	skip     string                // why the array is not exported
 }
 
 // decoder holds what decoding learns besides the value tree.
 type decoder struct {
+	ctx      context.Context
+	src      convert.Source // the file, for joblib < 0.10 array files beside it
 	lim      convert.Limits
 	data     convert.SizedReaderAt
-	wrappers int  // joblib NumpyArrayWrapper records seen
-	aligned  bool // some had joblib's alignment padding
-	numpy2   bool // numpy 2 module paths (numpy._core) seen
-	old      bool // joblib < 0.10 NDArrayWrapper records seen
+	wrappers int         // joblib NumpyArrayWrapper records seen
+	aligned  bool        // some had joblib's alignment padding
+	numpy2   bool        // numpy 2 module paths (numpy._core) seen
+	old      int         // joblib < 0.10 array files read
+	closers  []io.Closer // what those array files hold open
 }
 
 // allowCall accepts the REDUCE callables scikit-learn pickles use beyond the
@@ -94,8 +99,8 @@ func (d *decoder) afterBuild(in *pickle.Input, o *pickle.Object) (any, error) {
 		d.numpy2 = true
 	}
 	if isJoblib(cls, "NDArrayWrapper") || isJoblib(cls, "ZNDArrayWrapper") {
-		d.old = true
-		return o, nil
+		d.old++
+		return d.oldWrapper(o, cls.Name == "ZNDArrayWrapper")
 	}
 	if !isJoblib(cls, "NumpyArrayWrapper") {
 		return o, nil

@@ -131,13 +131,11 @@ func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck conve
 	if len(head) >= 2 && head[0] == 0x80 {
 		c.info.Metadata["pickle_protocol"] = int(head[1])
 	}
-	d := &decoder{lim: lim, data: data}
+	d := &decoder{ctx: ctx, src: src, lim: lim, data: data}
+	c.dec = d
 	root, err := d.decode()
 	if err != nil {
 		return nil, err
-	}
-	if d.old {
-		return nil, convert.Invalidf("a joblib < 0.10 file: its arrays are in separate files (NDArrayWrapper), which this reader does not follow")
 	}
 	w := &walker{d: d, lim: lim, onPath: map[any]bool{}}
 	if err := w.walk(root, "", "", 0); err != nil {
@@ -170,7 +168,7 @@ func skippedSummary(s []convert.Skipped) string {
 // about the writer (joblib, numpy 2).
 func (c *checkpoint) metadata(root any, d *decoder) {
 	m := c.info.Metadata
-	if o, ok := root.(*pickle.Object); ok {
+	if o, ok := root.(*pickle.Object); ok && estimatorish(o) {
 		cls := classOf(o)
 		m["class"] = cls.Module + "." + cls.Name
 		if v, ok := o.Attrs().Get("_sklearn_version"); ok {
@@ -188,12 +186,16 @@ func (c *checkpoint) metadata(root any, d *decoder) {
 	if d.numpy2 {
 		m["numpy_module"] = "numpy._core"
 	}
+	if d.old > 0 {
+		m["joblib_array_files"] = d.old
+	}
 }
 
 type checkpoint struct {
 	info    convert.Info
 	layouts []*layout
 	tmp     *tempFile
+	dec     *decoder
 }
 
 func (c *checkpoint) Info() *convert.Info { return &c.info }
@@ -219,10 +221,16 @@ func (c *checkpoint) Values(ctx context.Context, i int) (rc io.ReadCloser, err e
 }
 
 func (c *checkpoint) Close() error {
-	if c.tmp != nil {
-		err := c.tmp.Close()
-		c.tmp = nil
-		return err
+	var errs []error
+	if c.dec != nil {
+		for _, x := range c.dec.closers {
+			errs = append(errs, x.Close())
+		}
+		c.dec.closers = nil
 	}
-	return nil
+	if c.tmp != nil {
+		errs = append(errs, c.tmp.Close())
+		c.tmp = nil
+	}
+	return errors.Join(errs...)
 }

@@ -15,6 +15,7 @@ import (
 
 	"ckpt2csv/convert"
 	"ckpt2csv/convert/converttest"
+	_ "ckpt2csv/convert/numpy" // joblib < 0.10 array files
 	"ckpt2csv/convert/sklearn"
 )
 
@@ -294,4 +295,22 @@ func TestSharedGraphBombRefused(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 	t.Logf("refused in %v", time.Since(start))
+}
+
+// A joblib < 0.10 pickle whose array files are not beside it fails with a
+// message naming the missing file.
+func TestOldJoblibMissingArrayFile(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile("testdata/logreg09.pkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "logreg09.pkl")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sklearn.Open(context.Background(), converttest.OpenFile(t, path), convert.Limits{}.Defaults())
+	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), `"logreg09.pkl_01.npy" is missing`) {
+		t.Fatalf("err = %v", err)
+	}
 }

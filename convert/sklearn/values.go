@@ -25,10 +25,14 @@ type layout struct {
 	fortran  bool                  // records are in Fortran order
 	swap     bool                  // big-endian values
 	boolean  bool                  // normalise to 0/1
+	npy      convert.Checkpoint    // or: the one array of this .npy checkpoint
 }
 
 // open streams the values.
 func (l *layout) open(ctx context.Context) (io.ReadCloser, error) {
+	if l.npy != nil {
+		return l.npy.Values(ctx, 0)
+	}
 	subN := int64(1)
 	for _, d := range l.sub {
 		subN *= d

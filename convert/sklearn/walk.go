@@ -229,6 +229,14 @@ func (w *walker) array(a *array, path, owner string) error {
 		w.skip(path, a.skip)
 		return nil
 	}
+	if a.npy != nil {
+		if len(w.tensors) >= w.lim.MaxTensors {
+			return convert.Invalidf("more than %d tensors", w.lim.MaxTensors)
+		}
+		w.tensors = append(w.tensors, convert.Tensor{Name: name, LayerType: owner, DType: a.dt.DType, Shape: a.shape})
+		w.layouts = append(w.layouts, &layout{npy: a.npy})
+		return nil
+	}
 	count, err := convert.CheckedNumel(a.shape, 1)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)

@@ -315,6 +315,42 @@ def old_style(fname, obj, renames):
     record(fname, obj)
 
 
+def joblib09(fname, obj, compress):
+    """joblib < 0.10 (scikit-learn <= 0.17): every array in a file of its own
+    beside the pickle, written as joblib 0.9's NumpyPickler did: np.save and
+    an NDArrayWrapper, or (compress) a zlib "ZF" file of the raw bytes and a
+    ZNDArrayWrapper; the main pickle itself a ZF file when compressed."""
+    from joblib.numpy_pickle_compat import NDArrayWrapper, ZNDArrayWrapper, write_zfile
+    base = os.path.join(HERE, fname)
+    counter = [0]
+
+    class OldPickler(pickle._Pickler):
+        def save(self, o, save_persistent_id=True):
+            if type(o) is np.ndarray and not o.dtype.hasobject:
+                counter[0] += 1
+                fn = "%s_%02i.npy" % (base, counter[0])
+                if not compress:
+                    np.save(fn, o)
+                    o = NDArrayWrapper(os.path.basename(fn), type(o), allow_mmap=not o.dtype.hasobject)
+                else:
+                    fn += ".z"
+                    _, init_args, state = o.__reduce__()
+                    with open(fn, "wb") as f:
+                        write_zfile(f, state[-1], compress=compress)
+                    o = ZNDArrayWrapper(os.path.basename(fn), init_args, state[:-1])
+            pickle._Pickler.save(self, o, save_persistent_id)
+
+    buf = io.BytesIO()
+    OldPickler(buf, protocol=2).dump(obj)
+    with open(base, "wb") as f:
+        if compress:
+            write_zfile(f, buf.getvalue(), compress=compress)
+        else:
+            f.write(buf.getvalue())
+    joblib.load(base)  # joblib still reads it
+    record(fname, obj)
+
+
 def zfile(fname, obj):
     """joblib < 0.10's compressed container: "ZF", the length in hex, zlib."""
     data = pickle.dumps(obj, protocol=2)
@@ -364,6 +400,11 @@ def hostile():
     put("sklearn-object-array.pkl", pickle.dumps(np.array(["x", None, 3], dtype=object), protocol=2),
         "no numeric arrays")
 
+    # A joblib < 0.10 array file name that climbs out of the folder.
+    from joblib.numpy_pickle_compat import NDArrayWrapper
+    put("sklearn-joblib-traversal.pkl", pickle.dumps({"w": NDArrayWrapper("../../../etc/passwd", np.ndarray)}, protocol=2),
+        "bad file name")
+
     # A bz2 decompression bomb: a valid pickle start, then 64 MiB of zeros.
     head = pickle.dumps({"w": np.zeros(8 << 20)}, protocol=4)
     put("sklearn-bomb.joblib", bz2.compress(head, 9), "decompress")
@@ -372,7 +413,7 @@ def hostile():
 def main():
     os.chdir(HERE)
     for f in os.listdir(HERE):
-        if f.endswith((".pkl", ".joblib", ".sav", ".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4")):
+        if f.endswith((".pkl", ".joblib", ".sav", ".ckpt", ".gz", ".z", ".npy", ".bz2", ".xz", ".lzma", ".lz4")):
             os.remove(f)
 
     for name, obj in models().items():
@@ -406,6 +447,8 @@ def main():
         (b"csklearn.ensemble._forest\n", b"csklearn.ensemble.forest\n"),
         (b"csklearn.tree._classes\n", b"csklearn.tree.tree\n")])
     zfile("svr_zfile.pkl", m["svr"])
+    joblib09("logreg09.pkl", m["logreg"], 0)
+    joblib09("pipeline09z.pkl", m["pipeline"], 3)
 
     arr = arrays()
     for proto in (2, 4, 5):
