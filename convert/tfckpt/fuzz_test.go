@@ -1,0 +1,87 @@
+package tfckpt
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"ckpt2csv/convert"
+)
+
+// FuzzIndex reads arbitrary bytes as a bundle index beside a fixed data
+// shard, streaming every tensor it lists: errors must be ErrInvalid, never a
+// panic, and every stream must be exactly as long as its shape says.
+func FuzzIndex(f *testing.F) {
+	dir := f.TempDir()
+	bd := allTypes()
+	bd.shards = 1
+	for i := range bd.specs {
+		bd.specs[i].shard = 0
+	}
+	for _, o := range []tableOptions{{}, {blockSize: 96, restartInterval: 3}} {
+		bd.table = o
+		b, _ := os.ReadFile(bd.write(f, dir, "seed"))
+		f.Add(b)
+	}
+	shard, _ := os.ReadFile(filepath.Join(dir, "seed.data-00000-of-00001"))
+	hostile, _ := filepath.Glob("../../testdata/hostile/tf-*.index")
+	for _, p := range hostile {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		src := &memSource{name: "d/seed.index", data: b, files: map[string][]byte{"seed.data-00000-of-00001": shard}}
+		Match(src, b[:min(len(b), convert.HeadSize)])
+		ck, err := Open(context.Background(), src, convert.Limits{MaxTensors: 1000})
+		if err != nil {
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Fatalf("open: %v is not ErrInvalid", err)
+			}
+			return
+		}
+		defer ck.Close()
+		for i, tn := range ck.Info().Tensors {
+			got, err := readAll(ck, i)
+			if err != nil {
+				if !errors.Is(err, convert.ErrInvalid) {
+					t.Fatalf("values: %v is not ErrInvalid", err)
+				}
+				continue
+			}
+			if want := tn.Numel() * int64(tn.DType.Size()); int64(len(got)) != want {
+				t.Fatalf("tensor %q streamed %d bytes, want %d", tn.Name, len(got), want)
+			}
+		}
+	})
+}
+
+// memSource is an in-memory Source whose siblings are files.
+type memSource struct {
+	name  string
+	data  []byte
+	files map[string][]byte
+}
+
+func (m *memSource) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (m *memSource) Size() int64  { return int64(len(m.data)) }
+func (m *memSource) Name() string { return m.name }
+func (m *memSource) Sibling(_ context.Context, rel string) (convert.Source, error) {
+	if b, ok := m.files[rel]; ok {
+		return &memSource{name: rel, data: b}, nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
+}
