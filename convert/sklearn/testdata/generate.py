@@ -351,6 +351,32 @@ def joblib09(fname, obj, compress):
     record(fname, obj)
 
 
+class Py2Pickler(pickle._Pickler):
+    """Protocol 2 as Python 2 wrote it: bytes as raw (SHORT_)BINSTRING, not
+    _codecs.encode(str, 'latin1')."""
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_bytes_py2(self, obj):
+        n = len(obj)
+        if n < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", n) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes_py2
+
+
+def dump_py2(fname, obj):
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    assert b"_codecs" not in buf.getvalue()
+    pickle.loads(buf.getvalue(), encoding="latin1")  # Python 3 reads it
+    with open(os.path.join(HERE, fname), "wb") as f:
+        f.write(buf.getvalue())
+    record(fname, obj)
+
+
 def zfile(fname, obj):
     """joblib < 0.10's compressed container: "ZF", the length in hex, zlib."""
     data = pickle.dumps(obj, protocol=2)
@@ -447,6 +473,7 @@ def main():
         (b"csklearn.ensemble._forest\n", b"csklearn.ensemble.forest\n"),
         (b"csklearn.tree._classes\n", b"csklearn.tree.tree\n")])
     zfile("svr_zfile.pkl", m["svr"])
+    dump_py2("mlpreg_py2.pkl", m["mlpreg"])
     joblib09("logreg09.pkl", m["logreg"], 0)
     joblib09("pipeline09z.pkl", m["pipeline"], 3)
 
@@ -454,6 +481,7 @@ def main():
     for proto in (2, 4, 5):
         dump_pickle(f"arrays_p{proto}.pkl", arr, proto)
     dump_joblib("arrays_j0.joblib", arr, compress=0)
+    dump_py2("arrays_py2.pkl", arr)
     dump_joblib("arrays_j3.joblib", arr, compress=3)
 
     hostile()
