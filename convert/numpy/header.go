@@ -48,8 +48,9 @@ type header struct {
 func (h *header) DataBytes() int64 { return h.Numel * int64(h.Itemsize) }
 
 // readHeader reads and parses the preamble and header from r, which is
-// positioned at the start of a .npy. It reads nothing past the header.
-func readHeader(r io.Reader, maxHeader int64) (*header, error) {
+// positioned at the start of a .npy of size bytes. It reads nothing past the
+// header, and allocates nothing a header longer than the file asks for.
+func readHeader(r io.Reader, size, maxHeader int64) (*header, error) {
 	var pre [12]byte
 	if _, err := io.ReadFull(r, pre[:10]); err != nil {
 		return nil, shortRead(err, "the .npy preamble")
@@ -76,6 +77,9 @@ func readHeader(r io.Reader, maxHeader int64) (*header, error) {
 		return nil, convert.Invalidf("npy header of %d bytes is over the limit of %d", hlen, maxHeader)
 	}
 	h.DataOffset += hlen
+	if h.DataOffset > size {
+		return nil, convert.Invalidf("file ends inside the %d-byte npy header", hlen)
+	}
 	buf := make([]byte, hlen)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, shortRead(err, fmt.Sprintf("the %d-byte npy header", hlen))

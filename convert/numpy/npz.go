@@ -84,7 +84,7 @@ func memberHeader(m *ziparchive.Member, lim convert.Limits) (*header, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	return readHeader(rc, lim.MaxHeaderBytes)
+	return readHeader(rc, m.Size, lim.MaxHeaderBytes)
 }
 
 func (c *npzFile) Info() *convert.Info { return &c.info }

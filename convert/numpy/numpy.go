@@ -68,7 +68,7 @@ func open(ctx context.Context, src convert.Source, lim convert.Limits) (ck conve
 
 // openNPY opens a single .npy: one tensor named after the file ("weights.npy" -> "weights").
 func openNPY(ctx context.Context, src convert.Source, lim convert.Limits) (convert.Checkpoint, error) {
-	h, err := readHeader(convert.Section(src, 0, src.Size()), lim.MaxHeaderBytes)
+	h, err := readHeader(convert.Section(src, 0, src.Size()), src.Size(), lim.MaxHeaderBytes)
 	if err != nil {
 		return nil, err
 	}

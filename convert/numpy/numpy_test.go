@@ -255,7 +255,7 @@ func TestHeaderParsing(t *testing.T) {
 
 func TestHeaderSizeLimit(t *testing.T) {
 	b := npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", make([]byte, 4))
-	_, err := readHeader(bytes.NewReader(b), 32)
+	_, err := readHeader(bytes.NewReader(b), int64(len(b)), 32)
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "over the limit") {
 		t.Fatalf("want the header limit, got %v", err)
 	}

@@ -1,0 +1,90 @@
+package numpy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"ckpt2csv/convert"
+)
+
+// fuzzLimits keep one fuzz input small in memory and time.
+var fuzzLimits = convert.Limits{MaxHeaderBytes: 1 << 20, MaxInflateBytes: 1 << 24, MaxTempBytes: 1 << 24, MaxTensors: 1000}
+
+func seedFiles(f *testing.F, globs ...string) {
+	for _, g := range globs {
+		paths, _ := filepath.Glob(g)
+		for _, p := range paths {
+			if b, err := os.ReadFile(p); err == nil && len(b) <= 64<<10 {
+				f.Add(b)
+			}
+		}
+	}
+}
+
+// FuzzHeader: the .npy preamble and header parser never panics, and what
+// it accepts is consistent.
+func FuzzHeader(f *testing.F) {
+	seedFiles(f, "testdata/npy/*.npy", "../../testdata/hostile/numpy-*.npy")
+	for _, c := range hostileCases(f) {
+		f.Add(c.data)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := readHeader(bytes.NewReader(b), int64(len(b)), 1<<20)
+		if err != nil {
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		if h.DataOffset > int64(len(b)) || h.Numel < 0 || (h.Skip == "") != (h.DType != "") {
+			t.Fatalf("inconsistent header %+v", h)
+		}
+		if h.Skip == "" && h.DType.Size() != h.Itemsize {
+			t.Fatalf("dtype %s with itemsize %d", h.DType, h.Itemsize)
+		}
+	})
+}
+
+// FuzzOpen: opening a .npy or .npz and streaming every array never panics,
+// and every stream is exactly as long as its shape or ends in ErrInvalid.
+func FuzzOpen(f *testing.F) {
+	seedFiles(f, "testdata/npy/*.npy", "testdata/npz/*.npz", "../../testdata/hostile/numpy-*")
+	for _, c := range hostileCases(f) {
+		f.Add(c.data)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ck, err := open(context.Background(), memSource("f.npy", b), fuzzLimits)
+		if err != nil {
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		defer ck.Close()
+		for i, tn := range ck.Info().Tensors {
+			rc, err := ck.Values(context.Background(), i)
+			if err != nil {
+				if !errors.Is(err, convert.ErrInvalid) {
+					t.Fatalf("error not ErrInvalid: %v", err)
+				}
+				continue
+			}
+			n, err := io.Copy(io.Discard, rc)
+			rc.Close()
+			if err != nil {
+				if !errors.Is(err, convert.ErrInvalid) {
+					t.Fatalf("error not ErrInvalid: %v", err)
+				}
+				continue
+			}
+			if want := tn.Numel() * int64(tn.DType.Size()); n != want {
+				t.Fatalf("%s: streamed %d bytes, want %d", tn.Name, n, want)
+			}
+		}
+	})
+}
