@@ -191,6 +191,11 @@ func (r *reader) walk(v any, name, layerType string, depth int) error {
 // walkObject walks an instance: a torch.nn.Module pickled whole, a
 // TorchScript module, or any other object, through its attributes.
 func (r *reader) walkObject(o *pickle.Object, name string, depth int, itemsDone bool) error {
+	if r.onPath == nil {
+		r.onPath = map[any]bool{}
+	}
+	r.onPath[o] = true
+	defer delete(r.onPath, o)
 	attrs := o.Attrs()
 	if !itemsDone {
 		if o.Items != nil {
@@ -285,16 +290,9 @@ func (r *reader) walkModule(v any, name string, depth int) error {
 	if !ok {
 		return r.walk(v, name, "", depth)
 	}
-	if r.seen[o] {
-		if r.onPath[o] {
-			return nil
-		}
-		delete(r.seen, o)
+	if r.onPath[o] {
+		return nil // a module inside itself
 	}
-	if r.onPath == nil {
-		r.onPath = map[any]bool{}
-	}
-	r.onPath[o] = true
-	defer delete(r.onPath, o)
+	delete(r.seen, o)
 	return r.walk(o, name, "", depth)
 }

@@ -112,10 +112,16 @@ func isLegacy(head []byte) bool {
 	return ok && b.Cmp(legacyMagic) == 0
 }
 
+// recoverPanics is turned off by the fuzz test so that a bug shows as a crash.
+var recoverPanics = true
+
 // Open opens a torch checkpoint of any kind.
 func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck convert.Checkpoint, err error) {
 	lim = lim.Defaults()
 	defer func() {
+		if !recoverPanics {
+			return
+		}
 		if r := recover(); r != nil {
 			ck, err = nil, convert.Invalidf("pytorch: unreadable checkpoint (internal error: %v)", r)
 		}
