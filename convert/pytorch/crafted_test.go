@@ -21,8 +21,8 @@ import (
 // pk emits pickle opcodes for records torch 1.13 cannot write.
 type pk struct{ b []byte }
 
-func newPk() *pk                  { return &pk{b: []byte{0x80, 2}} }
-func (p *pk) raw(s string) *pk    { p.b = append(p.b, s...); return p }
+func newPk() *pk                   { return &pk{b: []byte{0x80, 2}} }
+func (p *pk) raw(s string) *pk     { p.b = append(p.b, s...); return p }
 func (p *pk) glob(m, n string) *pk { return p.raw("c" + m + "\n" + n + "\n") }
 func (p *pk) str(s string) *pk {
 	p.b = append(p.b, 'X')
