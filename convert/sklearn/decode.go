@@ -32,6 +32,12 @@ type array struct {
 	data     convert.SizedReaderAt // the raw bytes; nil when skip is set
 	npy      convert.Checkpoint    // or: a .npy file beside the pickle (joblib < 0.10) streams them
 	skip     string                // why the array is not exported
+	objects  []any                 // an object array's elements, in C order
+}
+
+// isObjectDType reports whether a numpy type string is the object dtype.
+func isObjectDType(descr string) bool {
+	return strings.HasPrefix(strings.TrimLeft(descr, "<>|=!"), "O")
 }
 
 // decoder holds what decoding learns besides the value tree.
@@ -125,12 +131,16 @@ func (d *decoder) afterBuild(in *pickle.Input, o *pickle.Object) (any, error) {
 		return nil, convert.Invalidf("joblib array without a numpy dtype")
 	}
 	a := &array{dt: dt, shape: shape, fortran: order == "F", itemSize: itemSize(dtV, dt)}
-	if strings.HasPrefix(dt.Descr, "O") || strings.HasPrefix(dt.Descr, "|O") {
+	if isObjectDType(dt.Descr) {
 		// joblib pickles object arrays (protocol 2) right after the wrapper.
-		if _, err := in.DecodeNested(pickle.Options{Limits: d.lim, AllowCall: allowCall}); err != nil {
+		v, err := in.DecodeNested(pickle.Options{Limits: d.lim, AllowCall: allowCall})
+		if err != nil {
 			return nil, err
 		}
 		a.skip = dt.Skip
+		if inner, ok, err := d.arrayOf(v); err == nil && ok && inner.objects != nil {
+			a.objects = inner.objects
+		}
 		return a, nil
 	}
 	if isStructured(dtV) {
@@ -233,6 +243,16 @@ func (d *decoder) arrayOf(v any) (a *array, ok bool, err error) {
 		return a, true, err
 	}
 	a = &array{dt: na.DType, shape: na.Shape, fortran: na.Fortran, itemSize: int64(na.ItemSize)}
+	if isObjectDType(na.Descr) && o.Class.Name == "_reconstruct" {
+		// the state's data is the list of elements (numpy's _getlist_pkl, C order)
+		if st, isT := o.State.(*pickle.Tuple); isT && len(st.Items) >= 4 {
+			if l, isL := st.Items[len(st.Items)-1].(*pickle.List); isL {
+				if n, err := convert.CheckedNumel(a.shape, 1); err == nil && n == int64(len(l.Items)) {
+					a.objects = l.Items
+				}
+			}
+		}
+	}
 	if na.Skip != "" || na.Data == nil {
 		a.skip = na.Skip
 		if a.skip == "" {

@@ -35,7 +35,7 @@ import (
 // maxVisits bounds the containers and arrays a walk enters (counting each
 // time a shared one is reached again): far more than any real model needs,
 // few enough to finish in about a second.
-const maxVisits = 4_000_000
+const maxVisits = 2_000_000
 
 // rootName names a file whose top-level object is itself an array.
 const rootName = "array"
@@ -85,21 +85,20 @@ func (w *walker) walk(v any, path, owner string, depth int) error {
 	if depth > w.lim.MaxPickleDepth {
 		return convert.Invalidf("objects nested deeper than %d at %q", w.lim.MaxPickleDepth, clip(path))
 	}
+	if pickle.IsContainer(v) {
+		if w.onPath[v] {
+			return nil
+		}
+		w.onPath[v] = true
+		defer delete(w.onPath, v)
+	}
 	a, ok, err := w.d.arrayOf(v)
 	if err != nil {
 		return fmt.Errorf("%s: %w", display(path), err)
 	}
 	if ok {
-		return w.array(a, path, owner)
+		return w.array(a, path, owner, depth)
 	}
-	if !pickle.IsContainer(v) {
-		return nil // str, int, float, bool, None, bytes, a class reference
-	}
-	if w.onPath[v] {
-		return nil
-	}
-	w.onPath[v] = true
-	defer delete(w.onPath, v)
 	switch v := v.(type) {
 	case *pickle.Dict:
 		return w.dict(v, path, owner, depth)
@@ -223,8 +222,11 @@ func display(path string) string {
 }
 
 // array adds the tensors of one numpy array (one per field when structured).
-func (w *walker) array(a *array, path, owner string) error {
+func (w *walker) array(a *array, path, owner string, depth int) error {
 	name := display(path)
+	if a.objects != nil && holdsArrays(a.objects) {
+		return w.objectArray(a, path, owner, depth)
+	}
 	if a.skip != "" {
 		w.skip(path, a.skip)
 		return nil
@@ -272,6 +274,57 @@ func (w *walker) array(a *array, path, owner string) error {
 	}
 	for _, s := range a.st.skipped {
 		w.skip(join(path, s.Name), s.Reason)
+	}
+	return nil
+}
+
+// holdsArrays reports whether an object array's elements may hold numeric
+// arrays (estimators, containers, arrays), as a gradient boosting model's
+// estimators_ does, rather than labels or strings.
+func holdsArrays(items []any) bool {
+	for _, x := range items {
+		switch x := x.(type) {
+		case *array, *pickle.Dict, *pickle.List, *pickle.Tuple:
+			return true
+		case *pickle.Object:
+			if estimatorish(x) {
+				return true
+			}
+			if _, ok, _ := numpyobj.FromValue(x); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// objectArray walks an object array's elements, named by their index
+// (estimators_.3.0 for element [3, 0]).
+func (w *walker) objectArray(a *array, path, owner string, depth int) error {
+	if len(a.shape) == 0 {
+		return w.walk(a.objects[0], path, owner, depth+1)
+	}
+	idx := make([]int64, len(a.shape))
+	var key strings.Builder
+	for _, x := range a.objects {
+		if walkable(x) {
+			key.Reset()
+			for k, i := range idx {
+				if k > 0 {
+					key.WriteByte('.')
+				}
+				key.WriteString(strconv.FormatInt(i, 10))
+			}
+			if err := w.walk(x, join(path, key.String()), owner, depth+1); err != nil {
+				return err
+			}
+		}
+		for k := len(idx) - 1; k >= 0; k-- {
+			if idx[k]++; idx[k] < a.shape[k] {
+				break
+			}
+			idx[k] = 0
+		}
 	}
 	return nil
 }

@@ -34,7 +34,8 @@ import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (GradientBoostingClassifier, HistGradientBoostingClassifier,
+                              RandomForestClassifier, RandomForestRegressor)
 from sklearn.linear_model import (Lasso, LinearRegression, LogisticRegression,
                                   Ridge, SGDClassifier, SGDRegressor)
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -88,6 +89,10 @@ def is_estimatorish(v):
                               str, bytes, bytearray, int, float, complex, bool, type(None), type))
 
 
+def holds_arrays(x):
+    return isinstance(x, (np.ndarray, np.generic, dict, list, tuple)) or is_estimatorish(x)
+
+
 class Walk:
     """Mirrors convert/sklearn/walk.go: the tensors a file exports, in pickle order."""
 
@@ -115,6 +120,15 @@ class Walk:
     def walk(self, v, path):
         if isinstance(v, np.ma.MaskedArray):
             self.skipped.append(path or ROOT)
+            return
+        if isinstance(v, np.ndarray) and v.dtype.hasobject and v.dtype.fields is None and any(
+                holds_arrays(x) for x in v.flat):
+            # an object array of estimators (GradientBoosting's estimators_): by index
+            if v.ndim == 0:
+                self.walk(v[()], path)
+                return
+            for idx in np.ndindex(v.shape):
+                self.walk(v[idx], join(path, ".".join(map(str, idx))))
             return
         if isinstance(v, np.ndarray):
             self.array(v, path)
@@ -203,6 +217,8 @@ def models():
     m["treereg"] = DecisionTreeRegressor(max_depth=2, random_state=0).fit(X, yr)
     m["forest"] = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, y3)
     m["forestreg"] = RandomForestRegressor(n_estimators=2, max_depth=2, random_state=0).fit(X, yr)
+    m["gboost"] = GradientBoostingClassifier(n_estimators=2, max_depth=2, random_state=0).fit(X, y3)
+    m["histgb"] = HistGradientBoostingClassifier(max_iter=2, max_depth=2, min_samples_leaf=3, random_state=0).fit(X, y)
 
     # A Pipeline with a ColumnTransformer fitted on a DataFrame with string labels.
     rs = np.random.RandomState(1)
@@ -251,6 +267,7 @@ def arrays():
         ("nested", {"list": [np.arange(3.0), (np.arange(2, dtype=np.int32), 5)], 7: np.ones(2)}),
         ("strings", np.array(["a", "bc"])),
         ("objects", np.array(["x", 1], dtype=object)),
+        ("object_of_arrays", np.array([np.arange(2.0), None, {"k": np.int32(3)}], dtype=object)),
         ("complex", np.array([1 + 2j])),
         ("plain_float", 2.5),
     ])
