@@ -126,8 +126,10 @@ func (discardObject) Abort()       {}
 func (discardDir) Create(context.Context, string) (convert.ObjectWriter, error) {
 	return discardObject{io.Discard}, nil
 }
-func (discardDir) NewReader(context.Context, string) (io.ReadCloser, error) { return nil, os.ErrNotExist }
-func (discardDir) Delete(context.Context, string) error                     { return nil }
+func (discardDir) NewReader(context.Context, string) (io.ReadCloser, error) {
+	return nil, os.ErrNotExist
+}
+func (discardDir) Delete(context.Context, string) error { return nil }
 
 // BenchmarkExportLargeStateDict exports a 60M-parameter state_dict whose
 // embedding alone is 200 MB (50M float32) through the whole CSV pipeline and
