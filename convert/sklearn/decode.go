@@ -14,6 +14,7 @@ package sklearn
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
@@ -51,6 +52,7 @@ type decoder struct {
 	numpy2   bool        // numpy 2 module paths (numpy._core) seen
 	old      int         // joblib < 0.10 array files read
 	closers  []io.Closer // what those array files hold open
+	next     int64       // where the last pickle read ended
 }
 
 // allowCall accepts the REDUCE callables scikit-learn pickles use beyond the
@@ -93,9 +95,41 @@ func isJoblib(g pickle.Global, name string) bool {
 }
 
 // decode reads the pickle at the start of data.
-func (d *decoder) decode() (any, error) {
+// maxPickles bounds the pickles read from one file.
+const maxPickles = 1000
+
+// decode reads the pickle at the start of data, and the pickles that follow
+// it when pickle.dump was called several times on one file (a model, then
+// its scaler). Bytes after the last STOP that do not start a protocol 2+
+// pickle are ignored, as pickle.load ignores them.
+func (d *decoder) decode() ([]any, error) {
 	opt := pickle.Options{Limits: d.lim, AllowCall: allowCall, AfterBuild: d.afterBuild}
-	return pickle.NewDecoderAt(d.data, 0, d.data.Size(), opt).Decode()
+	dec := pickle.NewDecoderAt(d.data, 0, d.data.Size(), opt)
+	var roots []any
+	for {
+		v, err := dec.Decode()
+		if err != nil {
+			if len(roots) > 0 {
+				return nil, fmt.Errorf("pickle %d of the file (at byte %d): %w", len(roots)+1, d.next, err)
+			}
+			return nil, err
+		}
+		roots = append(roots, v)
+		d.next = dec.Offset()
+		var h [2]byte
+		if rem := d.data.Size() - d.next; rem < 4 {
+			return roots, nil
+		}
+		if _, err := d.data.ReadAt(h[:], d.next); err != nil && err != io.EOF {
+			return nil, fmt.Errorf("reading after the pickle: %w", err)
+		}
+		if h[0] != 0x80 || h[1] < 2 || h[1] > 5 {
+			return roots, nil
+		}
+		if len(roots) >= maxPickles {
+			return nil, convert.Invalidf("more than %d pickles in one file", maxPickles)
+		}
+	}
 }
 
 // afterBuild replaces each joblib NumpyArrayWrapper by the array that follows it.

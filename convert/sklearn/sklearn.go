@@ -133,16 +133,23 @@ func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck conve
 	}
 	d := &decoder{ctx: ctx, src: src, lim: lim, data: data}
 	c.dec = d
-	root, err := d.decode()
+	roots, err := d.decode()
 	if err != nil {
 		return nil, err
 	}
 	w := &walker{d: d, lim: lim, onPath: map[any]bool{}}
-	if err := w.walk(root, "", "", 0); err != nil {
+	if len(roots) == 1 {
+		err = w.walk(roots[0], "", "", 0)
+	} else {
+		// several pickles: each object's path starts with its position
+		c.info.Metadata["pickles"] = len(roots)
+		err = w.items(roots, 0, "", "", 0)
+	}
+	if err != nil {
 		return nil, err
 	}
 	c.info.Tensors, c.layouts, c.info.Skipped = w.tensors, w.layouts, w.skipped
-	c.metadata(root, d)
+	c.metadata(roots[0], d)
 	if len(c.info.Tensors) == 0 {
 		if len(c.info.Skipped) > 0 {
 			return nil, convert.Invalidf("no numeric arrays to export (%d skipped: %s)", len(c.info.Skipped), skippedSummary(c.info.Skipped))
@@ -173,7 +180,7 @@ func (c *checkpoint) metadata(root any, d *decoder) {
 		m["class"] = cls.Module + "." + cls.Name
 		if v, ok := o.Attrs().Get("_sklearn_version"); ok {
 			if s, ok := v.(string); ok {
-				m["sklearn_version"] = s
+				m["_sklearn_version"] = s
 			}
 		}
 	}

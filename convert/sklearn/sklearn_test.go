@@ -107,8 +107,8 @@ func TestFixturesMatchFramework(t *testing.T) {
 			if !slices.Equal(skipped, want.Skipped) && !(len(skipped) == 0 && len(want.Skipped) == 0) {
 				t.Errorf("skipped\n got %v\nwant %v", skipped, want.Skipped)
 			}
-			if want.SklearnVersion != "" && info.Metadata["sklearn_version"] != want.SklearnVersion {
-				t.Errorf("sklearn_version %v, want %s", info.Metadata["sklearn_version"], want.SklearnVersion)
+			if want.SklearnVersion != "" && info.Metadata["_sklearn_version"] != want.SklearnVersion {
+				t.Errorf("_sklearn_version %v, want %s", info.Metadata["sklearn_version"], want.SklearnVersion)
 			}
 		})
 	}
@@ -312,5 +312,26 @@ func TestOldJoblibMissingArrayFile(t *testing.T) {
 	_, err = sklearn.Open(context.Background(), converttest.OpenFile(t, path), convert.Limits{}.Defaults())
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), `"logreg09.pkl_01.npy" is missing`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Bytes after the pickle's STOP that do not start another pickle are
+// ignored, as pickle.load ignores them.
+func TestTrailingBytesIgnored(t *testing.T) {
+	b, err := os.ReadFile("testdata/ridge_p4.pkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := sklearn.Open(context.Background(), memSource(append(b, "\n\x00\x00junk after the pickle"...)), convert.Limits{}.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	want := loadExpected(t)["ridge_p4.pkl"]
+	if len(ck.Info().Tensors) != len(want.Tensors) {
+		t.Fatalf("%d tensors, want %d", len(ck.Info().Tensors), len(want.Tensors))
+	}
+	if _, ok := ck.Info().Metadata["pickles"]; ok {
+		t.Error("junk counted as a pickle")
 	}
 }

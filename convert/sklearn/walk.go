@@ -11,7 +11,11 @@
 //	sklearn.tree._tree.Tree         tree_.n_classes (its constructor argument), tree_.nodes.*, tree_.values
 //
 // So Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
-// gives steps.0.mean_, ..., steps.1.coef_; a forest gives estimators_.<i>.tree_.*.
+// gives steps.0.mean_, ..., steps.1.coef_; a forest gives estimators_.<i>.tree_.*;
+// an object array of estimators (GradientBoosting's estimators_) is walked by
+// index (estimators_.3.0.tree_.values). A file holding several pickles (one
+// pickle.dump call after another) names each object's tensors after its
+// position: 0.mean_, 1.coef_.
 // Plain Python ints and floats (n_iter_ = 12) are not tensors; numpy scalars
 // are (0-d). Object, string, complex and datetime arrays, numpy random
 // generator state and masked arrays go to Info.Skipped with the reason.

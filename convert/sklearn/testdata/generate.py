@@ -394,6 +394,18 @@ def dump_py2(fname, obj):
     record(fname, obj)
 
 
+def dump_many(fname, objs, protocol):
+    """Several pickle.dump calls on one file: each object named by its position."""
+    with open(os.path.join(HERE, fname), "wb") as f:
+        for o in objs:
+            pickle.dump(o, f, protocol=protocol)
+    w = Walk()
+    for i, o in enumerate(objs):
+        w.walk(o, str(i))
+    expected[fname] = {"tensors": w.tensors, "skipped": w.skipped,
+                       "sklearn_version": objs[0].__getstate__()["_sklearn_version"]}
+
+
 def zfile(fname, obj):
     """joblib < 0.10's compressed container: "ZF", the length in hex, zlib."""
     data = pickle.dumps(obj, protocol=2)
@@ -491,6 +503,7 @@ def main():
         (b"csklearn.tree._classes\n", b"csklearn.tree.tree\n")])
     zfile("svr_zfile.pkl", m["svr"])
     dump_py2("mlpreg_py2.pkl", m["mlpreg"])
+    dump_many("two_pickles.pkl", [m["stdscaler"], m["ridge"]], 4)
     joblib09("logreg09.pkl", m["logreg"], 0)
     joblib09("pipeline09z.pkl", m["pipeline"], 3)
 
