@@ -144,6 +144,8 @@ func hostileCases(t testing.TB) []hostileCase {
 	longer.csize = uint64(len(longer.data))
 	bomb := deflated
 	bomb.size = 4 << 30
+	storedCRC := honest("a.npy", good, false)
+	storedCRC.crc ^= 1
 	storedLie := honest("a.npy", good, false)
 	storedLie.size = storedLie.csize + 100
 	short := honest("a.npy", npyBytes(t, f4("(100,)"), make([]byte, 16)), true)
@@ -165,6 +167,7 @@ func hostileCases(t testing.TB) []hostileCase {
 		{"npz inflate ratio", "numpy-npz-ratio.npz", rawZip(t, bomb), "ratio over the limit", true},
 		{"npz corrupt deflate data", "numpy-npz-corrupt.npz", rawZip(t, corrupt), "corrupt input", true},
 		{"npz CRC mismatch", "numpy-npz-crc.npz", rawZip(t, badCRC), "checksum error", true},
+		{"npz stored CRC mismatch", "numpy-npz-stored-crc.npz", rawZip(t, storedCRC), "checksum error", true},
 		{"npz member longer than declared", "", rawZip(t, longer), "not a valid zip file", false},
 		{"npz member data shorter than the shape", "numpy-npz-short-member.npz", rawZip(t, short), "its member holds", true},
 	}

@@ -109,11 +109,22 @@ func (c *npzFile) Values(ctx context.Context, i int) (io.ReadCloser, error) {
 func (c *npzFile) values(ctx context.Context, a npzArray) (io.ReadCloser, error) {
 	h, n := a.h, a.h.DataBytes()
 	if a.m.Stored() {
-		sec, err := a.m.Section()
+		if h.Fortran && len(h.Shape) > 1 {
+			// Read in place at random: the member's CRC is not checked.
+			sec, err := a.m.Section()
+			if err != nil {
+				return nil, err
+			}
+			return arrayValues(io.NewSectionReader(sec, h.DataOffset, n), h)
+		}
+		rc, err := a.m.SectionCRC(h.DataOffset, n)
 		if err != nil {
 			return nil, err
 		}
-		return arrayValues(io.NewSectionReader(sec, h.DataOffset, n), h)
+		if h.Swap {
+			rc = convert.ByteSwapped(rc, h.Itemsize)
+		}
+		return rc, nil
 	}
 	rc, err := a.m.Open()
 	if err != nil {
@@ -169,7 +180,7 @@ func spool(ctx context.Context, r io.Reader, n int64, lim convert.Limits) (conve
 }
 
 // memberData streams the left bytes of array data from an inflating member,
-// then reads the rest of the member so that archive/zip checks its CRC.
+// and reads the rest of the member so that archive/zip checks its CRC.
 type memberData struct {
 	rc   io.ReadCloser
 	left int64
@@ -185,13 +196,7 @@ func (d *memberData) Read(p []byte) (int, error) {
 		return 0, d.err
 	}
 	if d.left == 0 {
-		d.err = io.EOF
-		if d.rest <= maxDrain {
-			if _, err := io.Copy(io.Discard, io.LimitReader(d.rc, d.rest+1)); err != nil {
-				d.err = err
-			}
-		}
-		return 0, d.err
+		return 0, io.EOF
 	}
 	if int64(len(p)) > d.left {
 		p = p[:d.left]
@@ -203,7 +208,15 @@ func (d *memberData) Read(p []byte) (int, error) {
 	}
 	if err != nil && err != io.EOF {
 		d.err = err
-		return n, err
+		return 0, err
+	}
+	if d.left == 0 && d.rest <= maxDrain {
+		// Read to the member's end before yielding the last bytes, so that
+		// archive/zip checks the CRC and a corrupt member never streams whole.
+		if _, err := io.Copy(io.Discard, io.LimitReader(d.rc, d.rest+1)); err != nil {
+			d.err = err
+			return 0, err
+		}
 	}
 	return n, nil
 }

@@ -22,7 +22,7 @@ import (
 func allDTypes() []stTensor {
 	nan32 := math.Float32frombits(0x7fc00001) // a NaN with a payload
 	return []stTensor{
-		{"model.layers.0.weight", "F32", []int64{2, 3}, le[float32](1.5, -0, float32(math.Inf(1)), nan32, 0x1p-149, math.MaxFloat32)},
+		{"model.layers.0.weight", "F32", []int64{2, 3}, le[float32](1.5, float32(math.Copysign(0, -1)), float32(math.Inf(1)), nan32, 0x1p-149, math.MaxFloat32)},
 		{"model.layers.0.bias", "F64", []int64{3}, le(math.Pi, -0x1p-1074, math.Inf(-1))},
 		{"half", "F16", []int64{4}, le[uint16](0x3c00, 0x0001, 0x7bff, 0xfc00)},
 		{"brain", "BF16", []int64{2, 2}, le[uint16](0x3f80, 0xc000, 0x7fc0, 0x0001)},

@@ -13,6 +13,8 @@
 //	a.Member(name) *Member             look a member up by its exact name (nil if absent)
 //	m.Name, m.Method, m.Size, m.CompressedSize, m.Stored(), m.Dir()
 //	m.Section() (*io.SectionReader, error)  a stored member's bytes, in place in src (random access)
+//	m.SectionCRC(off, n) (io.ReadCloser, error)  stream bytes [off, off+n) of a stored member in
+//	                                   place, checking the member's CRC-32 before the last byte
 //	m.Open() (io.ReadCloser, error)    stream the member: in place when stored, through a
 //	                                   bounded inflater when deflated; reopen for each pass
 //	m.ReadAll(max) ([]byte, error)     a small member (a pickle, a JSON config) whole, at most max bytes
@@ -42,6 +44,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 
@@ -268,6 +271,102 @@ func (m *Member) Section() (*io.SectionReader, error) {
 	}
 	return io.NewSectionReader(m.a.src, off, m.Size), nil
 }
+
+// maxCRCExtra bounds the bytes outside [off, off+n) that SectionCRC reads
+// only to check the CRC; beyond it the CRC is not checked.
+const maxCRCExtra = 1 << 20
+
+// SectionCRC streams bytes [off, off+n) of a stored member in place. When
+// the member records a CRC-32 and the bytes outside the range are few (an
+// .npy header), it reads them too and checks the CRC before yielding the
+// last byte, so a corrupt member never streams whole: a mismatch is
+// ErrInvalid.
+func (m *Member) SectionCRC(off, n int64) (io.ReadCloser, error) {
+	if !m.Stored() {
+		return nil, fmt.Errorf("zip member %q is compressed, not stored", m.Name)
+	}
+	base, err := m.check()
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 || off > m.Size || n > m.Size-off {
+		return nil, convert.Invalidf("zip member %q: range %d+%d is outside its %d bytes", m.Name, off, n, m.Size)
+	}
+	s := &crcSection{src: m.a.src, name: m.Name, base: base, off: off, n: n, size: m.Size, want: m.f.CRC32}
+	s.check = m.f.CRC32 != 0 && m.Size-n <= maxCRCExtra
+	if s.check {
+		if err := s.update(0, off); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+type crcSection struct {
+	src                io.ReaderAt
+	name               string
+	base, off, n, size int64
+	pos                int64
+	crc, want          uint32
+	check              bool
+	err                error
+}
+
+func (s *crcSection) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.pos == s.n {
+		return 0, io.EOF
+	}
+	k := int(min(int64(len(p)), s.n-s.pos))
+	if err := s.readAt(p[:k], s.off+s.pos); err != nil {
+		s.err = err
+		return 0, err
+	}
+	s.pos += int64(k)
+	if s.check {
+		s.crc = crc32.Update(s.crc, crc32.IEEETable, p[:k])
+		if s.pos == s.n {
+			if err := s.update(s.off+s.n, s.size); err != nil {
+				s.err = err
+				return 0, err
+			}
+			if s.crc != s.want {
+				s.err = convert.Invalidf("zip member %q: %v", s.name, zip.ErrChecksum)
+				return 0, s.err
+			}
+		}
+	}
+	return k, nil
+}
+
+// update adds member bytes [from, to) to the CRC.
+func (s *crcSection) update(from, to int64) error {
+	buf := make([]byte, min(to-from, 64<<10))
+	for from < to {
+		k := min(int64(len(buf)), to-from)
+		if err := s.readAt(buf[:k], from); err != nil {
+			return err
+		}
+		s.crc = crc32.Update(s.crc, crc32.IEEETable, buf[:k])
+		from += k
+	}
+	return nil
+}
+
+func (s *crcSection) readAt(p []byte, off int64) error {
+	n, err := s.src.ReadAt(p, s.base+off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		return convert.Invalidf("zip member %q: data ends early", s.name)
+	}
+	return err
+}
+
+func (s *crcSection) Close() error { return nil }
 
 // Open streams the member's uncompressed bytes. The stream is exactly the
 // declared size; a short or corrupt stream is an error wrapping ErrInvalid.

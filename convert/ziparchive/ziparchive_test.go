@@ -115,6 +115,39 @@ func TestReadMembers(t *testing.T) {
 	}
 }
 
+func TestSectionCRC(t *testing.T) {
+	good := m("a", zip.Store, "header|data|trailer")
+	bad := good
+	bad.crc = 12345
+	for _, c := range []struct {
+		m       member
+		wantErr bool
+	}{{good, false}, {bad, true}} {
+		a, err := Open(src(build(t, c.m)), convert.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := a.Members[0].SectionCRC(7, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 4)
+		_, err = io.ReadFull(rc, got) // exactly the range: the check comes before its last byte
+		if c.wantErr {
+			if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "checksum error") {
+				t.Fatalf("want a checksum error, got %q %v", got, err)
+			}
+			continue
+		}
+		if err != nil || string(got) != "data" {
+			t.Fatalf("got %q %v", got, err)
+		}
+		if _, err := a.Members[0].SectionCRC(7, 100); !errors.Is(err, convert.ErrInvalid) {
+			t.Fatalf("range past the member: %v", err)
+		}
+	}
+}
+
 func TestRefusesHostileArchives(t *testing.T) {
 	ok := m("a.npy", zip.Store, "x")
 	for _, c := range []struct {
