@@ -32,6 +32,9 @@ type Options struct {
 	DryRun     bool
 	Version    string
 	Log        zerolog.Logger
+
+	RedshiftManifest bool      // also write OUT/ID/redshift.manifest (redshift.go)
+	Progress         *Progress // nil: no progress display
 }
 
 // Status of one entry in the run report.
@@ -214,12 +217,14 @@ func (r *Runner) export(ctx context.Context, it Item) *EntryReport {
 		if er.Format != "" {
 			er.Error = fmt.Sprintf("%s: %s: %v", er.URI, er.Format, err)
 		}
-		log.Error().Str("format", er.Format).Bool("permanent", er.Permanent).Float64("seconds", er.Seconds).Msg(er.Error)
+		log.Error().Str("format", er.Format).Bool("permanent", er.Permanent).Float64("duration", er.Seconds).
+			AnErr("error", err).Msg(er.Error)
 	case er.Status == StatusSkipped:
-		log.Info().Msg("up to date, skipped")
-	default:
 		log.Info().Str("format", er.Format).Int("tensors", er.Tensors).Int64("values", er.Values).
-			Int("shards", er.Shards).Int64("bytes", er.Bytes).Float64("seconds", er.Seconds).Msg("exported")
+			Int("shards", er.Shards).Int64("bytes", er.Bytes).Msg("up to date, skipped")
+	case er.Status == StatusExported:
+		log.Info().Str("format", er.Format).Int("tensors", er.Tensors).Int64("values", er.Values).
+			Int("shards", er.Shards).Int64("bytes", er.Bytes).Float64("duration", er.Seconds).Msg("exported")
 	}
 	return er
 }
@@ -249,6 +254,9 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 		if old, err := convert.ReadSidecar(ctx, dir); err == nil && r.upToDate(old, srcInfo) {
 			er.Status, er.Format = StatusSkipped, old.Source.Format
 			er.Tensors, er.Values, er.Shards, er.Bytes = old.Totals.Tensors, old.Totals.Values, old.Totals.Shards, old.Totals.StoredBytes
+			if r.opt.RedshiftManifest && !r.opt.DryRun {
+				return r.ensureRedshiftManifest(ctx, dir, old)
+			}
 			return nil
 		}
 	}
@@ -285,11 +293,16 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 	}
 	opt := r.opt.CSV
 	opt.Blocks = r.blocks
+	if values, bytes, err := convert.Selected(info, opt); err == nil && r.opt.Progress != nil {
+		task := r.opt.Progress.Start(it.ID, values, bytes)
+		defer task.Finish()
+		opt.Progress = task.Add
+	}
 	sc, err := convert.Export(ctx, ck, dir, opt)
 	if err != nil {
 		return err
 	}
-	keep := map[string]bool{"metadata.json": true}
+	keep := map[string]bool{"metadata.json": true, redshiftManifest: r.opt.RedshiftManifest}
 	for _, s := range sc.Shards {
 		keep[s.Path] = true
 	}
@@ -309,6 +322,11 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 	body, err := sc.Marshal()
 	if err != nil {
 		return err
+	}
+	if r.opt.RedshiftManifest {
+		if err := r.writeRedshiftManifest(ctx, dir, sc); err != nil {
+			return err
+		}
 	}
 	if err := r.out.WriteAll(ctx, dir.key("metadata.json"), body, "application/json"); err != nil {
 		return err

@@ -41,14 +41,30 @@ func runJob(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		}
 		return errUsage(stderr, err)
 	}
-	log, err := newLogger(s.LogFormat, s.LogLevel, stderr)
+	tty := isTerminal(stderr)
+	var progress *job.Progress
+	logOut := stderr
+	if tty && !s.DryRun {
+		// live lines on the terminal, the log scrolling above them
+		progress = job.NewLiveProgress(stderr)
+		defer progress.Close()
+		logOut = progress.LogWriter(stderr)
+	}
+	log, err := newLogger(s.LogFormat, s.LogLevel, logOut, tty)
 	if err != nil {
 		return errUsage(stderr, err)
 	}
+	runID := job.NewRunID(time.Now())
+	log = log.With().Str("run_id", runID).Int("shard_index", s.ShardIndex).Logger()
 	opt, err := jobOptions(s, log)
 	if err != nil {
 		return errUsage(stderr, err)
 	}
+	if progress == nil && !s.DryRun {
+		progress = job.NewLogProgress(log, progressEvery)
+		defer progress.Close()
+	}
+	opt.Progress = progress
 	var entries []job.Entry
 	switch cmd {
 	case "run":
@@ -76,12 +92,17 @@ func runJob(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		return errUsage(stderr, err)
 	}
 	defer runner.Close()
-	runID := job.NewRunID(time.Now())
-	log = log.With().Str("run_id", runID).Int("shard_index", s.ShardIndex).Logger()
 	log.Info().Int("entries", len(entries)).Int("mine", len(items)).Int("shard_count", s.ShardCount).Msg("start")
+	start := time.Now()
 	rep, err := runner.Run(ctx, runID, items)
 	if s.DryRun {
-		printPlan(stdout, rep)
+		printPlan(stdout, rep, len(entries))
+		if failed, retryable := rep.Outcome(); failed > 0 {
+			if retryable > 0 {
+				return exitRetryable
+			}
+			return exitPermanent
+		}
 		return exitOK
 	}
 	if err != nil {
@@ -91,7 +112,7 @@ func runJob(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 	failed, retryable := rep.Outcome()
 	t := rep.Totals
 	log.Info().Int("exported", t.Exported).Int("skipped", t.Skipped).Int("failed", failed).
-		Int64("values", t.Values).Int64("bytes", t.Bytes).Float64("seconds", t.Seconds).Msg("done")
+		Int64("values", t.Values).Int64("bytes", t.Bytes).Float64("duration", time.Since(start).Seconds()).Msg("done")
 	switch {
 	case failed == 0:
 		return exitOK
@@ -132,7 +153,7 @@ func jobOptions(s settings, log zerolog.Logger) (job.Options, error) {
 	return job.Options{
 		Out: s.Out, Format: s.Format, Workers: s.Workers, Force: s.Force,
 		ShardIndex: s.ShardIndex, ShardCount: s.ShardCount, DryRun: s.DryRun,
-		Version: version, Log: log,
+		Version: version, Log: log, RedshiftManifest: s.Redshift,
 		CSV: convert.Options{Columns: cols, Header: s.Header, Compression: s.Compression,
 			ShardSize: size, RawText: s.RawText, Include: s.Include, Exclude: s.Exclude},
 	}, nil
@@ -147,43 +168,61 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// newLogger logs JSON, one event per line, unless on a terminal or asked for console.
-func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
+// progressEvery is the time between two progress events of one checkpoint
+// when not on a terminal.
+const progressEvery = 5 * time.Second
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// newLogger logs JSON, one event per line, unless on a terminal (tty) or
+// asked for console.
+func newLogger(format, level string, w io.Writer, tty bool) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
 		return zerolog.Logger{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	if format == "" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		if tty {
 			format = "console"
 		}
 	}
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !tty}
 	default:
 		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json or console", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-func printPlan(w io.Writer, rep *job.Report) {
+// printPlan prints a dry run: this process's share of the manifest's
+// entries, each with its ID and what a run would do with it.
+func printPlan(w io.Writer, rep *job.Report, entries int) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "ID\tACTION\tURI\n")
+	var export, skip, failed int
 	for _, e := range rep.Entries {
 		action := "export"
 		switch e.Status {
 		case job.StatusSkipped:
 			action = "skip (up to date)"
+			skip++
 		case job.StatusFailed:
 			action = "error: " + e.Error
+			failed++
+		default:
+			export++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.ID, action, e.URI)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d entries for shard index %d of %d\n", len(rep.Entries), rep.ShardIndex, max(rep.ShardCount, 1))
+	fmt.Fprintf(w, "%d of %d entries are the share of shard index %d of %d: %d to export, %d up to date, %d errors; nothing written (dry run)\n",
+		len(rep.Entries), entries, rep.ShardIndex, max(rep.ShardCount, 1), export, skip, failed)
 }
 
 func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
