@@ -97,7 +97,7 @@ func Open(src convert.Source, lim convert.Limits) (a *Archive, err error) {
 	if err := checkDirectory(src, lim); err != nil {
 		return nil, err
 	}
-	zr, err := zip.NewReader(src, src.Size())
+	zr, err := zip.NewReader(bounded{src}, src.Size())
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // names are checked below, whatever GODEBUG says
 		if isCorrupt(err) {
 			return nil, convert.Invalidf("zip archive: %v", err)
@@ -138,7 +138,7 @@ func List(src convert.Source) (names []string, err error) {
 	if err := checkDirectory(src, convert.Limits{}.Defaults()); err != nil {
 		return nil, err
 	}
-	zr, err := zip.NewReader(src, src.Size())
+	zr, err := zip.NewReader(bounded{src}, src.Size())
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, err
 	}
@@ -146,6 +146,18 @@ func List(src convert.Source) (names []string, err error) {
 		names = append(names, f.Name)
 	}
 	return names, nil
+}
+
+// bounded refuses reads that start outside the archive: archive/zip follows
+// header offsets from the central directory as they are, and a bogus one is
+// a corrupt archive, not an I/O error.
+type bounded struct{ src convert.Source }
+
+func (b bounded) ReadAt(p []byte, off int64) (int, error) {
+	if size := b.src.Size(); off < 0 || off > size {
+		return 0, convert.Invalidf("zip archive: a header points to offset %d, outside the file (%d bytes)", off, size)
+	}
+	return b.src.ReadAt(p, off)
 }
 
 // Member returns the member with exactly this name, or nil.
