@@ -64,7 +64,7 @@ func OpenURI(ctx context.Context, uri string) (*Bucket, string, error) {
 		}
 		be, err := openCloud(ctx, u)
 		if err != nil {
-			return nil, "", fmt.Errorf("open %s: %w", Redact(uri), err)
+			return nil, "", fmt.Errorf("open %s: %w", Redact(uri), scrubbed(err, u))
 		}
 		return NewBucket(be), key, nil
 	default:
@@ -138,7 +138,7 @@ func memBucket(name string) *blobBackend {
 var secretParam = regexp.MustCompile(`(?i)(secret|token|passw|sig|credential|key|sas|auth)`)
 
 // nonSecretParams are gocloud parameters that match secretParam but are not secret.
-var nonSecretParams = map[string]bool{"kmskeyid": false}
+var nonSecretParams = map[string]bool{"kmskeyid": true}
 
 // Redact removes userinfo and secret query values from a URI for display.
 // Non-URLs (local paths) are returned unchanged.
@@ -180,4 +180,38 @@ func redactErr(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// scrubbedError hides a URL's secrets in an error from a library that quotes
+// the URL it was given; errors.Is/As still see the original.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+func scrubbed(err error, u *url.URL) error {
+	var secrets []string
+	if u.User != nil {
+		secrets = append(secrets, u.User.String(), u.User.Username())
+		if p, ok := u.User.Password(); ok {
+			secrets = append(secrets, p)
+		}
+	}
+	for k, vs := range u.Query() {
+		if secretParam.MatchString(k) && !nonSecretParams[strings.ToLower(k)] {
+			for _, v := range vs {
+				secrets = append(secrets, v, url.QueryEscape(v))
+			}
+		}
+	}
+	msg := err.Error()
+	for _, s := range secrets {
+		if len(s) >= 3 {
+			msg = strings.ReplaceAll(msg, s, "REDACTED")
+		}
+	}
+	return &scrubbedError{msg: msg, err: err}
 }
