@@ -1,3 +1,4 @@
+// Fuzz target for the ONNX walker and streams.
 package onnx_test
 
 import (

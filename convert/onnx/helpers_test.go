@@ -1,3 +1,4 @@
+// Protobuf builders and hashing helpers for the tests.
 package onnx_test
 
 import (

@@ -8,7 +8,8 @@
 //   - tensors and numeric lists in node attributes, named
 //     "<node name or output>.<attribute>": always for ai.onnx.ml operators
 //     (scikit-learn exports keep their coefficients and trees there), and for
-//     every node when the model has no initializers at all.
+//     every node when the model keeps no weights elsewhere (no initializer
+//     and no Constant node in any graph).
 //
 // Field numbers are onnx.proto's. Unknown fields are skipped, so newer models
 // still open. Limits: subgraph depth (maxDepth), one string (maxString), all
@@ -42,14 +43,14 @@ type walker struct {
 	meta      map[string]any
 	items     []item
 	consumers map[string]string // value name -> op_type of its first consumer
-	inits     int               // initializers and sparse initializers seen
+	weights   int               // initializers, sparse initializers and Constant nodes seen
 }
 
 // item is a tensor found by the walk.
 type item struct {
 	t        convert.Tensor
 	e        *entry
-	fallback bool // a standard-domain node attribute: kept only in a model with no initializers
+	fallback bool // a standard-domain node attribute: kept only in a model with no other weights
 	consumer bool // LayerType is the op_type of the first node that consumes it
 }
 
@@ -240,7 +241,7 @@ func (wk *walker) graph(f field, depth int) error {
 			if err := g.want(protowire.BytesType, "initializer"); err != nil {
 				return err
 			}
-			wk.inits++
+			wk.weights++
 			tp, err := wk.tensorProto(g)
 			if err != nil {
 				return err
@@ -250,7 +251,7 @@ func (wk *walker) graph(f field, depth int) error {
 			if err := g.want(protowire.BytesType, "sparse_initializer"); err != nil {
 				return err
 			}
-			wk.inits++
+			wk.weights++
 			return wk.addSparse(g, "", "", false)
 		}
 		return nil
@@ -324,6 +325,7 @@ func (wk *walker) node(f field, depth, index int) error {
 		if len(outputs) > 0 && outputs[0] != "" {
 			out = outputs[0]
 		}
+		wk.weights++
 		return wk.constant(out, attrs)
 	}
 	base := name

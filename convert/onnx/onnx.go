@@ -115,7 +115,7 @@ func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck conve
 		return nil, err
 	}
 	for _, it := range wk.items {
-		if it.fallback && wk.inits > 0 {
+		if it.fallback && wk.weights > 0 {
 			continue
 		}
 		if it.consumer {

@@ -1,3 +1,6 @@
+// Tests for the ONNX reader: fixtures written by onnx (testdata/generate.py)
+// compared bit for bit with numpy_helper's values, the real PyTorch export,
+// hostile models, truncation, limits and bounded memory.
 package onnx_test
 
 import (
@@ -316,6 +319,36 @@ func TestSparseIndicesMustAscend(t *testing.T) {
 	err := openAndReadAll(&memSource{data: b}, convert.Limits{})
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "ascending") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// Attributes of standard operators are exported only when the model keeps
+// its weights nowhere else: a Constant node counts as such a place.
+func TestConstantOnlyModelKeepsOperatorAttributesOut(t *testing.T) {
+	str := func(num protowire.Number, s string) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), []byte(s))
+	}
+	msg := func(num protowire.Number, parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
+	}
+	f := protowire.AppendFixed32(protowire.AppendTag(nil, 2, protowire.Fixed32Type), 0x3f800000)
+	constant := msg(1, str(2, "one"), str(4, "Constant"), msg(5, str(1, "value_float"), f))
+	perm := protowire.AppendBytes(protowire.AppendTag(nil, 8, protowire.BytesType), []byte{1, 0})
+	transpose := msg(1, str(1, "one"), str(2, "t"), str(3, "tr"), str(4, "Transpose"), msg(5, str(1, "perm"), perm))
+	ck, err := onnx.Open(context.Background(), &memSource{data: model(append(constant, transpose...))}, convert.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := ck.Info()
+	if len(info.Tensors) != 1 || info.Tensors[0].Name != "one" || info.Tensors[0].LayerType != "Transpose" {
+		t.Fatalf("tensors %+v", info.Tensors)
+	}
+	if got := converttest.Values(t, ck, 0); !bytes.Equal(got, []byte{0, 0, 0x80, 0x3f}) {
+		t.Errorf("values %x", got)
 	}
 }
 

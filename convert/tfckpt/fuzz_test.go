@@ -1,3 +1,4 @@
+// Fuzz target for the bundle index reader.
 package tfckpt
 
 import (

@@ -1,3 +1,6 @@
+// Tests for the TF bundle reader: bundles built from the spec (builder_test.go)
+// and cross-checked with goleveldb, the real TF2 checkpoint, directory
+// resolution, corrupt and hostile bundles.
 package tfckpt
 
 import (
@@ -530,5 +533,27 @@ func dataFiles(t *testing.T, dir, prefix string) []string {
 func writeErr(t *testing.T, path, msg string) {
 	if err := os.WriteFile(path+".err", []byte(msg+"\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkValues streams a 64 MiB float32 tensor, CRC-32C checked.
+func BenchmarkValues(b *testing.B) {
+	data := make([]byte, 64<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	bd := bundle{specs: []spec{{key: "big", dtype: 1, shape: []int64{int64(len(data) / 4)}, data: data}}}
+	ck := openIndex(b, bd.write(b, b.TempDir(), "ckpt"))
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		rc, err := ck.Values(context.Background(), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, rc, buf); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
 	}
 }
