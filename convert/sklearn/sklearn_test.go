@@ -3,6 +3,7 @@ package sklearn_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -334,4 +335,42 @@ func TestTrailingBytesIgnored(t *testing.T) {
 	if _, ok := ck.Info().Metadata["pickles"]; ok {
 		t.Error("junk counted as a pickle")
 	}
+}
+
+// A Fortran-order, big-endian 3-d array comes out in C order, little-endian.
+func TestFortranBigEndian3D(t *testing.T) {
+	data := make([]byte, 2*3*4*2)
+	for p := range 24 {
+		binary.BigEndian.PutUint16(data[2*p:], uint16(p)) // F order: (i,j,k) at i + 2j + 6k
+	}
+	ck, err := sklearn.Open(context.Background(), memSource(pickleArray([]int32{2, 3, 4}, ">i2", true, data)), convert.Limits{}.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	tn := ck.Info().Tensors[0]
+	if tn.Name != "array" || tn.DType != convert.Int16 || !slices.Equal(tn.Shape, []int64{2, 3, 4}) {
+		t.Fatalf("tensor %+v", tn)
+	}
+	got := converttest.Values(t, ck, 0)
+	n := 0
+	for i := range 2 {
+		for j := range 3 {
+			for k := range 4 {
+				if v := binary.LittleEndian.Uint16(got[2*n:]); int(v) != i+2*j+6*k {
+					t.Fatalf("[%d %d %d] = %d, want %d", i, j, k, v, i+2*j+6*k)
+				}
+				n++
+			}
+		}
+	}
+}
+
+// An array whose data is shorter than its shape says is refused when opened.
+func TestShortArrayDataRefused(t *testing.T) {
+	_, err := sklearn.Open(context.Background(), memSource(pickleArray([]int32{10}, "<f8", false, make([]byte, 40))), convert.Limits{}.Defaults())
+	if !errors.Is(err, convert.ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	t.Log(err)
 }
