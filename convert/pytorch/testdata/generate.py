@@ -1,7 +1,8 @@
 """Writes the PyTorch test fixtures with real torch (Debian's python3-torch).
 
 Run from this folder with /usr/bin/python3 (not pyenv's python3); seeds are
-fixed, so the files are reproducible. expected.json lists, per file, every
+fixed, so the values are reproducible (legacy files name their storages by
+memory address, so their bytes differ from run to run). expected.json lists, per file, every
 tensor our reader must export, in order: name, dtype, shape and the sha256
 of its logical values as torch sees them (t.contiguous(), little-endian,
 bfloat16 as its raw 2 bytes, NaN canonical), plus the skipped names.
@@ -137,6 +138,7 @@ save("state_dict.pt", net.state_dict())
 full = []
 module_tensors(net, "", full)
 save("full_model.pt", net, tensors=full)
+save("full_model_legacy.pt", net, tensors=full, legacy=True)
 
 # --- optimizer checkpoint (Adam) ----------------------------------------------
 torch.manual_seed(1)
