@@ -269,3 +269,61 @@ func TestValuesAreStreamedNotBuffered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// legacyFile builds a legacy torch.save file around an object pickle.
+func legacyFile(t *testing.T, obj []byte, keys []string, storages [][]byte, numels []int64) string {
+	t.Helper()
+	magic := []byte{0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19}
+	b := append([]byte("\x80\x02\x8a\x0a"), magic...)
+	b = append(b, '.')
+	b = append(b, newPk().raw("M\xe9\x03").bytes()...)
+	b = append(b, newPk().raw("}").str("little_endian").raw("\x88s").bytes()...)
+	b = append(b, obj...)
+	kp := newPk().raw("(")
+	for _, k := range keys {
+		kp.str(k)
+	}
+	b = append(b, kp.raw("l").bytes()...)
+	for i, s := range storages {
+		b = binary.LittleEndian.AppendUint64(b, uint64(numels[i]))
+		b = append(b, s...)
+	}
+	p := filepath.Join(t.TempDir(), "legacy.pt")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Pre-0.4 legacy files share storages through view records
+// ('storage', type, root_key, location, root_size, (view_key, offset, view_size)).
+func TestLegacyStorageViews(t *testing.T) {
+	p := newPk().raw("}(").str("v")
+	p.glob("torch._utils", "_rebuild_tensor").raw("(")
+	p.raw("(").str("storage").glob("torch", "FloatStorage").str("root").str("cpu").int(6).raw("(").str("view1").int(2).int(3).raw("ttQ")
+	p.int(1).ints(2).ints(1).raw("tR")
+	p.str("w").tensorV2("FloatStorage", "root", 6, 0, []int64{6}, []int64{1})
+	path := legacyFile(t, p.raw("u").bytes(), []string{"root"}, [][]byte{f32s(0, 1, 2, 3, 4, 5)}, []int64{6})
+	ck, err := Open(context.Background(), converttest.OpenFile(t, path), convert.Limits{}.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := values(t, ck)
+	if !bytes.Equal(v["v"], f32s(3, 4)) || !bytes.Equal(v["w"], f32s(0, 1, 2, 3, 4, 5)) {
+		t.Fatalf("values %v", v)
+	}
+	// a view outside its root storage is refused
+	p = newPk().raw("}(").str("v").glob("torch._utils", "_rebuild_tensor").raw("(")
+	p.raw("(").str("storage").glob("torch", "FloatStorage").str("root").str("cpu").int(6).raw("(").str("view1").int(5).int(3).raw("ttQ")
+	p.int(0).ints(1).ints(1).raw("tRu")
+	path = legacyFile(t, p.bytes(), []string{"root"}, [][]byte{f32s(0, 1, 2, 3, 4, 5)}, []int64{6})
+	if _, err := Open(context.Background(), converttest.OpenFile(t, path), convert.Limits{}.Defaults()); !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "outside storage") {
+		t.Fatal(err)
+	}
+	// a count that disagrees with the pickle is refused
+	p = newPk().raw("}").str("w").tensorV2("FloatStorage", "root", 6, 0, []int64{6}, []int64{1}).raw("s")
+	path = legacyFile(t, p.bytes(), []string{"root"}, [][]byte{f32s(0, 1, 2, 3, 4, 5)}, []int64{5})
+	if _, err := Open(context.Background(), converttest.OpenFile(t, path), convert.Limits{}.Defaults()); !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "holds 5 elements, the pickle says 6") {
+		t.Fatal(err)
+	}
+}
