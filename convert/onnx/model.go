@@ -103,6 +103,9 @@ func (wk *walker) add(it item) error {
 	if len(wk.items) >= wk.lim.MaxTensors {
 		return convert.Invalidf("more than %d tensors", wk.lim.MaxTensors)
 	}
+	if it.t.Name == "" { // onnx.checker refuses these, but a name is needed downstream
+		it.t.Name = fmt.Sprintf("unnamed_%d", len(wk.items))
+	}
 	wk.items = append(wk.items, it)
 	return nil
 }
