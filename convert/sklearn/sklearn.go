@@ -71,7 +71,7 @@ func looksLikePickle(h []byte) bool {
 		if h[1] < 2 || h[1] > 5 {
 			return false
 		}
-	} else if !strings.ContainsRune(protocol01Start, rune(h[0])) {
+	} else if !strings.ContainsRune(protocol01Start, rune(h[0])) || (h[0] == 'c' && !globalLines(h[1:])) {
 		return false
 	}
 	d := pickle.NewDecoder(bytes.NewReader(h), -1, pickle.Options{
@@ -86,6 +86,25 @@ func looksLikePickle(h []byte) bool {
 		return true
 	}
 	return d.Offset() >= min(int64(len(h)), 64)
+}
+
+// globalLines checks that a protocol 0/1 GLOBAL's two lines are dotted
+// Python names, so that a text file starting with "c" is not taken for one.
+func globalLines(b []byte) bool {
+	for range 2 {
+		i := bytes.IndexByte(b, '\n')
+		if i <= 0 {
+			return i < 0 && len(b) > 0 // ran out of head: cannot tell
+		}
+		for k, c := range b[:i] {
+			ok := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || k > 0 && (c == '.' || c >= '0' && c <= '9')
+			if !ok {
+				return false
+			}
+		}
+		b = b[i+1:]
+	}
+	return true
 }
 
 // Open decodes the pickle and lists its tensors.

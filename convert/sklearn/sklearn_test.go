@@ -2,6 +2,7 @@ package sklearn_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -203,9 +204,14 @@ func TestMatch(t *testing.T) {
 		{"zlib of text", zlibOf([]byte("some text that is not a pickle, repeated enough to compress")), false},
 		{"protocol 2 int", []byte("\x80\x02K\x05."), true},
 		{"protocol 0 dict", []byte("(dp0\nS'a'\np1\nI1\ns."), true},
+		{"protocol 0 object", []byte("ccopy_reg\n_reconstructor\np0\n(csklearn.linear_model.base\nLinearRegression\np1\n"), true},
+		{"text starting with c", []byte("cat videos and more\nsecond line\nthird line\n"), false},
 		{"torch legacy magic", []byte("\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03."), false},
 		{"protocol 9", []byte("\x80\x09K\x05."), false},
 		{"zlib pickle", zlibOf([]byte("\x80\x04K\x05.")), true},
+		{"gzip of text", gzipOf([]byte("col_a,col_b\n1,2\n3,4\n")), false},
+		{"gzip of torch legacy", gzipOf([]byte("\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.")), false},
+		{"gzip pickle", gzipOf([]byte("\x80\x02}q\x00.")), true},
 		{"empty", nil, false},
 	}
 	for _, c := range cases {
@@ -216,6 +222,14 @@ func TestMatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+func gzipOf(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
 }
 
 func zlibOf(b []byte) []byte {
