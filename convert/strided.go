@@ -16,6 +16,7 @@ import (
 	"math"
 	"math/bits"
 	"sort"
+	"unsafe"
 )
 
 // SizedReaderAt is a ReaderAt that knows its length, such as an
@@ -126,21 +127,27 @@ func OpenStrided(r SizedReaderAt, base int64, itemsize int, shape, strides []int
 		out:   make([]byte, 0, max(stridedOut/isz, 1)*isz),
 	}
 	last := len(sh) - 1
-	// p: the dim with the smallest non-zero stride. When it is not the
-	// innermost (a transposed layout), read tiles along it.
-	p := -1
-	for k := range sh {
-		if st[k] != 0 && (p < 0 || abs64(st[k]) < abs64(st[p])) {
-			p = k
+	// A transposed layout (some outer dim has a smaller stride than the
+	// innermost) is read in tiles along that dim: a block of its rows times
+	// every index of the dims inside it. Take the smallest-stride dim whose
+	// tile fits the budget; with none, walk runs along the innermost dim.
+	p, rest := -1, int64(0)
+	for k := 0; k < last; k++ {
+		if st[k] == 0 || st[last] == 0 || abs64(st[k]) >= abs64(st[last]) {
+			continue // an innermost broadcast is cheapest as runs of one repeated element
+		}
+		r := int64(1)
+		for j := k + 1; j <= last; j++ {
+			r *= sh[j]
+		}
+		if r*isz*2 > stridedTile {
+			continue
+		}
+		if p < 0 || abs64(st[k]) < abs64(st[p]) {
+			p, rest = k, r
 		}
 	}
-	rest := int64(1)
-	if p >= 0 && p < last {
-		for k := p + 1; k <= last; k++ {
-			rest *= sh[k]
-		}
-	}
-	if p < 0 || p == last || abs64(st[p]) >= abs64(st[last]) || rest*isz*2 > stridedTile {
+	if p < 0 {
 		s.initRuns(base, sh, st)
 	} else {
 		s.initTiles(base, sh, st, p, rest)
@@ -327,19 +334,18 @@ func (s *strided) produceTiles() error {
 		n := min(s.tileB*s.restN-s.tilePos, (int64(cap(s.out))-int64(len(s.out)))/isz)
 		o := s.out[len(s.out) : int64(len(s.out))+n*isz]
 		b, r := s.tilePos/s.restN, s.tilePos%s.restN
-		tb := s.tileB
 		switch isz {
+		case 1:
+			transposeOut(o, s.tile, b, r, s.restN, s.tileB)
+		case 2:
+			transposeOut(asWords[uint16](o), asWords[uint16](s.tile), b, r, s.restN, s.tileB)
 		case 4:
-			for i := int64(0); i < n*4; i += 4 {
-				src := (r*tb + b) * 4
-				copy(o[i:i+4:i+4], s.tile[src:src+4:src+4])
-				if r++; r == s.restN {
-					r, b = 0, b+1
-				}
-			}
+			transposeOut(asWords[uint32](o), asWords[uint32](s.tile), b, r, s.restN, s.tileB)
+		case 8:
+			transposeOut(asWords[uint64](o), asWords[uint64](s.tile), b, r, s.restN, s.tileB)
 		default:
 			for i := int64(0); i < n*isz; i += isz {
-				src := (r*tb + b) * isz
+				src := (r*s.tileB + b) * isz
 				copy(o[i:i+isz], s.tile[src:src+isz])
 				if r++; r == s.restN {
 					r, b = 0, b+1
@@ -351,6 +357,26 @@ func (s *strided) produceTiles() error {
 		s.done += n
 	}
 	return nil
+}
+
+// transposeOut fills out with tile elements in C order from block row b,
+// rest index r: element (b, r) sits at tile[r*tb+b].
+func transposeOut[T any](out, tile []T, b, r, restN, tb int64) {
+	for i := range out {
+		out[i] = tile[r*tb+b]
+		if r++; r == restN {
+			r, b = 0, b+1
+		}
+	}
+}
+
+// asWords views b as elements of T (b's length is a multiple of T's size).
+func asWords[T uint16 | uint32 | uint64](b []byte) []T {
+	var z T
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), len(b)/int(unsafe.Sizeof(z)))
 }
 
 // loadTile reads block rows [blk0, blk0+tileB) of every rest index.

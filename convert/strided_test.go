@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -260,5 +261,35 @@ func BenchmarkStridedFortran(b *testing.B) {
 	for b.Loop() {
 		rc, _ := OpenStrided(bytes.NewReader(region), 0, 4, []int64{4096, 4096}, []int64{1, 4096})
 		io.Copy(io.Discard, rc)
+	}
+}
+
+// Memory does not grow with the tensor: a 64 MiB transposed view streams
+// through at most the window, one tile and the output buffer.
+func TestStridedMemoryIsBounded(t *testing.T) {
+	region := randRegion(64 << 20)
+	for _, c := range []struct{ shape, strides []int64 }{
+		{[]int64{4096, 4096}, []int64{1, 4096}},    // Fortran order
+		{[]int64{4096, 4096}, []int64{4096, 1}},    // contiguous
+		{[]int64{64, 4096, 64}, []int64{1, 64, 0}}, // expand
+		{[]int64{2, 4096, 2048}, []int64{1, 2, 8192}}, // no tile fits: element gather
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		rc, err := OpenStrided(bytes.NewReader(region), 0, 4, c.shape, c.strides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{rc}, make([]byte, 64<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%v/%v: %d MiB streamed, %.1f MiB allocated", c.shape, c.strides, n>>20, float64(alloc)/(1<<20))
+		if alloc > 12<<20 {
+			t.Errorf("%v/%v allocated %d bytes", c.shape, c.strides, alloc)
+		}
 	}
 }
