@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -240,15 +242,11 @@ func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return errUsage(stderr, fmt.Errorf("inspect takes one SRC_URI"))
 	}
 	uri := fs.Arg(0)
-	b, key, err := storage.OpenURI(ctx, uri)
-	if err != nil {
-		return errUsage(stderr, err)
-	}
-	defer b.Close()
-	obj, err := b.Object(ctx, key)
+	b, obj, err := job.OpenSource(ctx, uri)
 	if err != nil {
 		return failure(stderr, err)
 	}
+	defer b.Close()
 	ck, err := convert.Open(ctx, obj, *format, convert.Limits{}.Defaults())
 	if err != nil {
 		return failure(stderr, fmt.Errorf("%s: %w", storage.Redact(uri), err))
@@ -271,12 +269,20 @@ func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if layer == "" && param == "" {
 			layer, param = convert.SplitName(t.Name, ".")
 		}
-		rows = append(rows, row{t.Name, t.DType, t.Shape, t.Numel(), layer, param, t.LayerType})
+		shape := append([]int64{}, t.Shape...) // [] for a scalar, never null
+		rows = append(rows, row{t.Name, t.DType, shape, t.Numel(), layer, param, t.LayerType})
 		total += t.Numel()
 	}
 	if *asJSON {
+		skipped, meta := info.Skipped, info.Metadata
+		if skipped == nil {
+			skipped = []convert.Skipped{}
+		}
+		if meta == nil {
+			meta = map[string]any{}
+		}
 		out := map[string]any{"uri": storage.Redact(uri), "format": info.Format, "size": obj.Size(),
-			"tensors": rows, "skipped": info.Skipped, "metadata": info.Metadata, "values": total,
+			"tensors": rows, "skipped": skipped, "metadata": meta, "values": total,
 			"bytes_read": obj.BytesRead(), "requests": obj.Requests()}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -286,15 +292,45 @@ func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "NAME\tDTYPE\tSHAPE\tNUMEL\tLAYER\tPARAM\tLAYER TYPE\n")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\t%s\n", r.Name, r.DType, r.Shape, r.Numel, r.Layer, r.Param, r.LayerType)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", printable(r.Name), r.DType, shapeText(r.Shape), r.Numel,
+			printable(r.Layer), printable(r.Param), printable(r.LayerType))
 	}
 	tw.Flush()
 	for _, s := range info.Skipped {
-		fmt.Fprintf(stdout, "skipped %s: %s\n", s.Name, s.Reason)
+		fmt.Fprintf(stdout, "skipped %s: %s\n", printable(s.Name), printable(s.Reason))
 	}
-	fmt.Fprintf(stdout, "%s: %s, %d tensors, %d values, %d bytes read of %d\n",
+	fmt.Fprintf(stdout, "%s: %s, %d tensors, %d values; %d bytes read from a %d-byte object\n",
 		storage.Redact(uri), info.Format, len(rows), total, obj.BytesRead(), obj.Size())
 	return exitOK
+}
+
+// printable quotes a name read from a checkpoint when it holds a control
+// character, a tab or a space at either end: a table cell must stay one cell,
+// and a terminal must not receive escape sequences from a file.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == '\t' {
+			return strconv.Quote(s)
+		}
+	}
+	if strings.TrimSpace(s) != s {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// shapeText writes a shape as [2, 3] ([] for a scalar).
+func shapeText(shape []int64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, d := range shape {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.FormatInt(d, 10))
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // failure prints one line for a failed command and returns its exit code.
