@@ -83,6 +83,19 @@ func sniffCodec(head []byte) codec {
 	return codecNone
 }
 
+// strongMagic reports whether head starts with a magic long enough to name
+// its compressor with confidence: xz, LZ4 frame, and bzip2 with its block
+// (or end-of-stream) magic.
+func strongMagic(c codec, head []byte) bool {
+	switch c {
+	case codecXz, codecLz4:
+		return true
+	case codecBzip2:
+		return len(head) >= 10 && (string(head[4:10]) == "1AY&SY" || string(head[4:10]) == "\x17rE8P\x90")
+	}
+	return false
+}
+
 // lzmaAloneHeader checks the 13-byte .lzma header: properties 0x5d (lc=3,
 // lp=0, pb=2, what Python writes), a dictionary size that is a power of two
 // or 2^n+2^(n-1), and an unpacked size that is unknown (-1) or plausible.

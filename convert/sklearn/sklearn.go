@@ -46,13 +46,17 @@ var torchLegacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0x
 
 // sniffInput bounds how much compressed input detection may read: a bzip2
 // block must be whole before any byte comes out.
-const sniffInput = 2 << 20
+const sniffInput = 5 << 20 // an LZ4 block is up to 4 MiB
 
 // Match recognises a pickle stream, or a joblib compressor's magic whose
 // inflated start is a pickle.
 func Match(src convert.Source, head []byte) bool {
 	if c := sniffCodec(head); c != codecNone {
-		return looksLikePickle(peekInflated(src, c, 256, sniffInput))
+		h := peekInflated(src, c, 256, sniffInput)
+		if len(h) == 0 && strongMagic(c, head) {
+			return true // a truncated or corrupt xz, bz2 or lz4 stream: Open says which
+		}
+		return looksLikePickle(h)
 	}
 	return looksLikePickle(head)
 }

@@ -388,3 +388,56 @@ func TestShortArrayDataRefused(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// A compressed joblib file cut short is detected and refused, naming the
+// compressor.
+func TestTruncatedCompressedRefused(t *testing.T) {
+	for _, c := range []struct{ file, want string }{
+		{"forest_xz.joblib", "xz stream is truncated"},
+		{"forest_bz2.joblib", "bz2 stream is truncated"},
+		{"forest_lz4.joblib", "lz4 stream is truncated"},
+		{"forest_zlib.joblib", "zlib stream is truncated"},
+		{"forest_gzip.joblib", "gzip stream is truncated"},
+		{"svc_j0.joblib", "past the end of the data"},
+		{"svc_p4.pkl", "past the end of the data"},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := memSource(b[:len(b)*2/3])
+			_, err = convert.Open(context.Background(), src, "auto", convert.Limits{}.Defaults())
+			if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// The inflated copy of a compressed file never stays behind: not after
+// Close, not after a failure.
+func TestTempFileRemoved(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	ck := open(t, "testdata/forest_xz.joblib")
+	converttest.Values(t, ck, 0)
+	ck.Close()
+	b, _ := os.ReadFile("testdata/forest_xz.joblib")
+	if _, err := sklearn.Open(context.Background(), memSource(b[:len(b)/2]), convert.Limits{}.Defaults()); err == nil {
+		t.Fatal("truncated file opened")
+	}
+	left, _ := os.ReadDir(dir)
+	if len(left) != 0 {
+		t.Errorf("left in TMPDIR: %v", left)
+	}
+}
+
+// The inflate limits hold: a file that inflates past MaxInflateBytes is refused.
+func TestInflateLimit(t *testing.T) {
+	src := converttest.OpenFile(t, "testdata/forest_zlib.joblib")
+	_, err := sklearn.Open(context.Background(), src, convert.Limits{MaxInflateBytes: 1000}.Defaults())
+	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "inflates to more than 1000 bytes") {
+		t.Fatalf("err = %v", err)
+	}
+}
