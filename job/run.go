@@ -239,15 +239,11 @@ func Permanent(err error) bool {
 }
 
 func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log zerolog.Logger) error {
-	src, key, err := storage.OpenURI(ctx, it.URI)
+	src, obj, err := OpenSource(ctx, it.URI)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	obj, err := src.Object(ctx, key)
-	if err != nil {
-		return err
-	}
 	dir := outDir{b: r.out, prefix: r.outKey + it.ID + "/"}
 	srcInfo := convert.SourceInfo{URI: er.URI, Size: obj.Size(), ETag: obj.ETag()}
 	if !r.opt.Force {
