@@ -94,7 +94,6 @@ func isJoblib(g pickle.Global, name string) bool {
 		g.Module == "joblib.numpy_pickle_compat" || g.Module == "sklearn.externals.joblib.numpy_pickle_compat")
 }
 
-// decode reads the pickle at the start of data.
 // maxPickles bounds the pickles read from one file.
 const maxPickles = 1000
 
@@ -183,20 +182,20 @@ func (d *decoder) afterBuild(in *pickle.Input, o *pickle.Object) (any, error) {
 		}
 		a.itemSize = a.st.itemSize
 	}
-	numel, err := convert.CheckedNumel(shape, int(min(a.itemSize, 1<<30)))
+	if a.itemSize <= 0 || a.itemSize > 1<<30 {
+		return nil, convert.Invalidf("joblib array of dtype %s has item size %d", dt.Descr, a.itemSize)
+	}
+	numel, err := convert.CheckedNumel(shape, int(a.itemSize))
 	if err != nil {
 		return nil, err
-	}
-	if a.itemSize <= 0 {
-		return nil, convert.Invalidf("joblib array of dtype %s has item size %d", dt.Descr, a.itemSize)
 	}
 	n := numel * a.itemSize
 	if al, ok := st.Get("numpy_array_alignment_bytes"); ok {
 		if _, none := al.(pickle.None); !none {
 			d.aligned = true
-			pad, err := in.ReadByte()
+			pad, err := in.ReadByte() // an I/O error stays one; the end of the data is ErrInvalid
 			if err != nil {
-				return nil, convert.Invalidf("joblib array: the file ends before its data")
+				return nil, err
 			}
 			if err := in.Discard(int64(pad)); err != nil {
 				return nil, err

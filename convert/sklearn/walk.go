@@ -243,7 +243,7 @@ func (w *walker) array(a *array, path, owner string, depth int) error {
 		w.layouts = append(w.layouts, &layout{npy: a.npy})
 		return nil
 	}
-	count, err := convert.CheckedNumel(a.shape, 1)
+	count, err := convert.CheckedNumel(a.shape, int(max(a.itemSize, 1)))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
