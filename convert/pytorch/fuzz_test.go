@@ -1,12 +1,14 @@
 package pytorch
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"ckpt2csv/convert"
@@ -45,11 +47,76 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		defer ck.Close()
+		budget := int64(4 << 20) // values streamed per input, so that mutated expands stay fast
 		for i, tn := range ck.Info().Tensors {
 			want := tn.Numel() * int64(tn.DType.Size())
-			if want > 1<<24 {
+			if want > budget {
 				continue
 			}
+			budget -= want
+			rc, err := ck.Values(context.Background(), i)
+			if err != nil {
+				continue
+			}
+			n, err := io.Copy(io.Discard, rc)
+			rc.Close()
+			if err == nil && n != want {
+				t.Fatalf("tensor %q: %d bytes, want %d", tn.Name, n, want)
+			}
+		}
+	})
+}
+
+// FuzzTorchPickle fuzzes the data.pkl of a well-formed archive whose storages
+// "0".."3" hold 64 bytes each: the interpretation of torch's records (storages,
+// rebuild functions, views, module walks) rather than the zip container.
+func FuzzTorchPickle(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.pt")
+	for _, p := range files {
+		zr, err := zip.OpenReader(p)
+		if err != nil {
+			continue
+		}
+		for _, m := range zr.File {
+			if strings.HasSuffix(m.Name, "/data.pkl") && m.UncompressedSize64 < 8<<10 {
+				rc, _ := m.Open()
+				b, _ := io.ReadAll(rc)
+				rc.Close()
+				f.Add(b)
+			}
+		}
+		zr.Close()
+	}
+	recoverPanics = false
+	lim := convert.Limits{MaxHeaderBytes: 1 << 20, MaxTensors: 1000, MaxTempBytes: 1 << 20, MaxPickleMemo: 10000}.Defaults()
+	storage := bytes.Repeat([]byte{0x3f, 0x80, 0, 0}, 16)
+	f.Fuzz(func(t *testing.T, pkl []byte) {
+		var buf bytes.Buffer
+		z := zip.NewWriter(&buf)
+		add := func(name string, b []byte) {
+			w, _ := z.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+			w.Write(b)
+		}
+		add("a/data.pkl", pkl)
+		for _, k := range []string{"0", "1", "2", "3"} {
+			add("a/data/"+k, storage)
+		}
+		z.Close()
+		ck, err := Open(context.Background(), memSource{bytes.NewReader(buf.Bytes()), "fuzz.pt"}, lim)
+		if err != nil {
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		defer ck.Close()
+		budget := int64(4 << 20)
+		for i, tn := range ck.Info().Tensors {
+			want := tn.Numel() * int64(tn.DType.Size())
+			if want > budget {
+				continue
+			}
+			budget -= want
 			rc, err := ck.Values(context.Background(), i)
 			if err != nil {
 				continue
