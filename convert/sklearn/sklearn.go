@@ -13,15 +13,23 @@
 //     2 bytes as _codecs.encode(str, "latin1"), numpy scalars;
 //   - joblib >= 0.10 files, whose NumpyArrayWrapper records are followed by
 //     the array bytes (decode.go), uncompressed or compressed with zlib, gzip,
-//     bz2, xz, lzma or lz4 (compress.go), and joblib < 0.10 "ZF" zlib files;
-//   - structured arrays (a tree's nodes), one tensor per field.
+//     bz2, xz, lzma or lz4 (compress.go), detected by magic bytes whatever
+//     the file is called (.joblib, .joblib.gz, .pkl.z);
+//   - joblib < 0.10 files, whose arrays sit in .npy or zlib files beside
+//     the pickle (oldjoblib.go), and their "ZF" compressed pickles;
+//   - structured arrays (a tree's nodes), one tensor per field; object
+//     arrays of estimators (GradientBoosting's estimators_), by index;
+//   - several pickles written one after another into one file.
 //
 // Limits: the pickle is bounded by Limits.MaxHeaderBytes (memory its values
 // take), MaxPickleMemo and MaxPickleDepth; a compressed file inflates into a
 // temporary file bounded by MaxInflateBytes, MaxTempBytes and
-// MaxInflateRatio; tensors by MaxTensors. Array bytes are never held in
-// memory: uncompressed files are read in place with ReadAt, compressed ones
-// from the temporary file, which Close removes.
+// MaxInflateRatio; tensors by MaxTensors; the walk by a reference budget.
+// joblib arrays, and arrays of 64 KiB or more in protocol 3-5 pickles, are
+// never held in memory: uncompressed files are read in place with ReadAt,
+// compressed ones from the temporary file, which Close removes. Protocol 0-2
+// pickles carry array bytes as (latin-1) text, which the pickle reader holds
+// within MaxHeaderBytes.
 package sklearn
 
 import (
