@@ -101,11 +101,11 @@ func TestNPYMatchesNumpy(t *testing.T) {
 
 func TestNPZMatchesNumpy(t *testing.T) {
 	exp := loadExpected(t)["npz"]
-	for _, f := range []string{"stored.npz", "deflated.npz"} {
+	for _, f := range []string{"stored.npz", "deflated.npz", "zeros.npz"} {
 		t.Run(f, func(t *testing.T) {
 			want := exp[f]
 			if f == "stored.npz" && (len(want.ZipMethods) != 1 || want.ZipMethods[0] != 0) ||
-				f == "deflated.npz" && (len(want.ZipMethods) != 1 || want.ZipMethods[0] != 8) {
+				f != "stored.npz" && (len(want.ZipMethods) != 1 || want.ZipMethods[0] != 8) {
 				t.Fatalf("fixture zip methods %v", want.ZipMethods)
 			}
 			checkAgainst(t, filepath.Join("testdata/npz", f), want)

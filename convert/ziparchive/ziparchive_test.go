@@ -190,7 +190,7 @@ func TestRefusesHostileMembers(t *testing.T) {
 	}{
 		{"stored sizes disagree", withSize(m("a", zip.Store, "abc"), 10, 3), convert.Limits{}, "is stored but declares"},
 		{"data past the end", withSize(m("a", zip.Store, "abc"), 1000, 1000), convert.Limits{}, "past the end of the archive"},
-		{"ratio", m("a", zip.Deflate, zeros), convert.Limits{MaxInflateRatio: 100}, "ratio over the limit of 100"},
+		{"ratio", withSize(m("a", zip.Deflate, zeros), 4<<30, -1), convert.Limits{}, "ratio over the limit of 1100"},
 		{"inflate bytes", m("a", zip.Deflate, zeros), convert.Limits{MaxInflateBytes: 1 << 20}, "more than the limit of 1048576"},
 		{"method", member{name: "a", method: 12, plain: []byte("x"), size: -1, csize: -1, crc: -1}, convert.Limits{}, "compression method 12"},
 		{"encrypted", withFlags(m("a", zip.Store, "abc"), 1), convert.Limits{}, "encrypted"},
@@ -212,10 +212,16 @@ func TestRefusesHostileMembers(t *testing.T) {
 			}
 		})
 	}
-	// The ratio limit spares small members: an all-zero 1 MiB array is fine.
-	a, _ := Open(src(build(t, m("a", zip.Deflate, zeros[:1<<20]))), convert.Limits{MaxInflateRatio: 10})
-	if _, err := a.Members[0].ReadAll(1 << 20); err != nil {
-		t.Fatal(err)
+	// The ratio limit spares small members, and never refuses what deflate
+	// really makes of zeros (about 1030:1).
+	for _, c := range []struct {
+		size int
+		lim  convert.Limits
+	}{{1 << 20, convert.Limits{MaxInflateRatio: 10}}, {40 << 20, convert.Limits{MaxInflateRatio: 10}}, {40 << 20, convert.Limits{}}} {
+		a, _ := Open(src(build(t, m("a", zip.Deflate, strings.Repeat("\x00", c.size)))), c.lim)
+		if _, err := a.Members[0].ReadAll(int64(c.size)); err != nil {
+			t.Fatalf("%d zeros: %v", c.size, err)
+		}
 	}
 }
 
