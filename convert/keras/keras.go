@@ -120,7 +120,7 @@ func (c *checkpoint) openH5(f *hdf5.File, cfg map[string]any, lim convert.Limits
 	if !root.IsGroup() {
 		return convert.Invalidf("HDF5 root object is not a group")
 	}
-	b := &builder{ck: c, lim: lim, names: map[string]bool{}}
+	b := &builder{ck: c, lim: lim, names: map[string]bool{}, fileSize: f.Size()}
 	mw, err := root.Child("model_weights")
 	if err != nil {
 		return err
@@ -209,9 +209,10 @@ func (g *guarded) Close() error { return g.r.Close() }
 
 // builder collects tensors in checkpoint order.
 type builder struct {
-	ck    *checkpoint
-	lim   convert.Limits
-	names map[string]bool
+	ck       *checkpoint
+	lim      convert.Limits
+	names    map[string]bool
+	fileSize int64
 }
 
 // add lists the dataset obj under name (or alt, when name is taken).
@@ -257,6 +258,12 @@ func (b *builder) add(name, alt, layerType string, obj *hdf5.Object, path string
 	}
 	if err := ds.Check(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	// Values come from the file, at most inflated (deflate tops out near
+	// 1032:1); more than that would be fill values of unwritten storage,
+	// which Keras never leaves and which could stream forever.
+	if n, _ := ds.Bytes(); n > 64<<20 && n/uint64(max(b.fileSize, 1)) > uint64(max(b.lim.MaxInflateRatio, 1100)) {
+		return convert.Invalidf("%s declares %d bytes of values in an HDF5 file of %d bytes", path, n, b.fileSize)
 	}
 	b.names[name] = true
 	layer, param := convert.SplitName(name, "/")

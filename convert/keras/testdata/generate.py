@@ -36,6 +36,61 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Objects are created without timestamps (HDF5 records creation and
+# modification times in libver="latest" object headers) so that the files
+# come out byte-identical on every run. Keras's layout is otherwise untouched.
+_create_dataset = h5py.Group.create_dataset
+
+
+def _create_dataset_untimed(self, name, *args, **kw):
+    kw.setdefault("track_times", False)
+    if name is not None and "/" in name.strip("/"):
+        self.create_group(name.rsplit("/", 1)[0])
+    return _create_dataset(self, name, *args, **kw)
+
+
+def _create_group_untimed(self, name, track_order=None):
+    g = self
+    for part in name.strip("/").split("/"):
+        if part not in g:
+            gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+            gcpl.set_obj_track_times(False)
+            h5py.h5g.create(g.id, part.encode(), gcpl=gcpl)
+        g = g[part]
+    return g
+
+
+h5py.Group.create_dataset = _create_dataset_untimed
+h5py.Group.create_group = _create_group_untimed
+
+
+def h5file(path, libver="earliest", userblock_size=0):
+    """h5py.File(path, "w", libver=...) whose root group has no timestamps."""
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    if userblock_size:
+        fcpl.set_userblock(userblock_size)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    bounds = {"earliest": h5py.h5f.LIBVER_EARLIEST, "latest": h5py.h5f.LIBVER_LATEST}
+    fapl.set_libver_bounds(bounds[libver], h5py.h5f.LIBVER_LATEST)
+    if isinstance(path, str):
+        fid = h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl)
+    else:
+        fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, path)
+        fid = h5py.h5f.create(b"in-memory", h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl)
+    return h5py.File(fid)
+
+
+def untimed_dcpl():
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    return dcpl
+
+
+def zwrite(z, name, data, method=zipfile.ZIP_STORED):
+    """ZipFile.writestr with a fixed timestamp, for byte-identical archives."""
+    z.writestr(zipfile.ZipInfo(name, date_time=(2025, 5, 19, 18, 57, 43)), data, compress_type=method)
 RS = np.random.RandomState(20241125)
 EXPECTED = {}
 
@@ -128,7 +183,7 @@ def model_config(cls, name, layers):
 
 def save_model_to_hdf5(path, layers, cfg, opt_weights, keras_version, *, str_names=False,
                        root_str=False, top_level=None, opt_class="Adam", libver="earliest", extra_attrs=0):
-    with h5py.File(path, "w", libver=libver) as f:
+    with h5file(path, libver) as f:
         enc = (lambda s: s) if root_str else (lambda s: s.encode("utf8"))
         f.attrs["keras_version"] = enc(keras_version)
         f.attrs["backend"] = enc("tensorflow")
@@ -242,7 +297,7 @@ def legacy_files():
                                  ("counters/checked:0", arr((20, 5)), dict(chunks=(6, 5), fletcher32=True))]),
         L("activation", "Activation"),
     ]
-    with h5py.File(os.path.join(HERE, fn), "w") as f:
+    with h5file(os.path.join(HERE, fn)) as f:
         save_weights_to_hdf5_group(f, layers, "2.4.0")
     for l in layers:
         for w in l.weights:
@@ -253,7 +308,7 @@ def legacy_files():
     layers = [L("layer_%03d_" % i + "x" * 480, "Activation") for i in range(140)]
     big = L("big_" + "y" * 20, "Dense", [("big/w%03d_" % i + "z" * 470 + ":0", np.array([i], dtype="float32")) for i in range(140)])
     layers.insert(70, big)
-    with h5py.File(os.path.join(HERE, fn), "w") as f:
+    with h5file(os.path.join(HERE, fn)) as f:
         save_weights_to_hdf5_group(f, layers, "2.3.1")
         assert "layer_names0" in f.attrs and "layer_names1" in f.attrs and "layer_names" not in f.attrs
         assert "weight_names0" in f[big.name].attrs
@@ -422,7 +477,7 @@ def keras3_files():
 
     def write(path, names_attr):
         out = []
-        with h5py.File(path, "w") as f:
+        with h5file(path) as f:
             save_state(model, f, "", set(), out, "", names_attr)
         return out
 
@@ -442,16 +497,111 @@ def keras3_files():
     cfg["config"]["layers"][9]["registered_name"] = "custom>MyScale"
     buf = io.BytesIO()
     out = []
-    with h5py.File(buf, "w") as f:
+    with h5file(buf) as f:
         save_state(model, f, "", set(), out, "", True)
     weights = buf.getvalue()
     meta = json.dumps({"keras_version": "3.9.2", "date_saved": "2025-05-19@18:57:43"})
     for fn, method in (("keras3_stored.keras", zipfile.ZIP_STORED), ("keras3_deflated.keras", zipfile.ZIP_DEFLATED)):
         with zipfile.ZipFile(os.path.join(HERE, fn), "w", compression=method) as z:
-            z.writestr("metadata.json", meta)
-            z.writestr("config.json", json.dumps(cfg))
-            z.writestr("model.weights.h5", weights)
+            zwrite(z, "metadata.json", meta, method)
+            zwrite(z, "config.json", json.dumps(cfg), method)
+            zwrite(z, "model.weights.h5", weights, method)
         keras3_expect(fn, out, True, True)
+
+
+# --------------------------------------------- HDF5 layouts (internal/hdf5)
+
+LAYOUTS = os.path.join(HERE, "..", "internal", "hdf5", "testdata")
+
+
+def layouts_file(path, libver, userblock=0):
+    """Every storage the reader supports, with small data: each dataset's
+    sha256 is of its bytes as stored (file byte order), C order."""
+    exp = {"datasets": {}, "attrs": {}}
+    with h5file(path, libver, userblock) as f:
+        def ds(name, data, **kw):
+            d = f.create_dataset(name, data=data, **kw)
+            exp["datasets"][name] = {"shape": list(data.shape), "sha256": hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()}
+            return d
+
+        for dt in ["<f2", "<f4", ">f8", "<i1", ">i2", "<u4", "<i8", "?"]:
+            ds("types/" + dt.replace("<", "le").replace(">", "be").replace("?", "bool"), (RS.standard_normal((3, 4)) * 50).astype(dt))
+        ds("types/scalar", np.float64(2.5))
+        ds("types/empty", np.zeros((0, 3), "f4"))
+        a = RS.standard_normal((37, 23)).astype("f4")
+        ds("chunked/gzip_shuffle", a, chunks=(8, 5), compression="gzip", shuffle=True)
+        ds("chunked/fletcher32", a, chunks=(8, 5), fletcher32=True)
+        ds("chunked/plain", a, chunks=(8, 5))
+        ds("chunked/single", a, chunks=(37, 23), compression="gzip")
+        ds("chunked/rank3", RS.standard_normal((5, 6, 7)), chunks=(2, 3, 4), compression="gzip")
+        ds("chunked/many", RS.standard_normal(1100).astype("f4"), chunks=(1,))
+        ds("chunked/unlimited", a, chunks=(8, 5), maxshape=(None, None), compression="gzip")
+        ds("chunked/maxshape", a, chunks=(8, 5), maxshape=(40, 30))
+        d = f.create_dataset("chunked/sparse", shape=(10, 10), dtype="f4", chunks=(4, 4), fillvalue=7.5)
+        d[0:4, 0:4] = 1
+        full = np.full((10, 10), 7.5, "f4")
+        full[0:4, 0:4] = 1
+        exp["datasets"]["chunked/sparse"] = {"shape": [10, 10], "sha256": hashlib.sha256(full.tobytes()).hexdigest()}
+        f.create_dataset("contiguous/unwritten", shape=(2, 3), dtype="i4", fillvalue=-3)
+        exp["datasets"]["contiguous/unwritten"] = {"shape": [2, 3], "sha256": hashlib.sha256(np.full((2, 3), -3, "<i4").tobytes()).hexdigest()}
+        dcpl = untimed_dcpl()
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        c = np.arange(12, dtype="<f4").reshape(4, 3)
+        h5py.h5d.create(f.id, b"compact", h5py.h5t.NATIVE_FLOAT, h5py.h5s.create_simple((4, 3)), dcpl=dcpl).write(h5py.h5s.ALL, h5py.h5s.ALL, c)
+        exp["datasets"]["compact"] = {"shape": [4, 3], "sha256": hashlib.sha256(c.tobytes()).hexdigest()}
+        dcpl = untimed_dcpl()
+        dcpl.set_chunk((4, 4))
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        c = np.arange(100, dtype="<f8").reshape(10, 10)
+        h5py.h5d.create(f.id, b"implicit", h5py.h5t.NATIVE_DOUBLE, h5py.h5s.create_simple((10, 10)), dcpl=dcpl).write(h5py.h5s.ALL, h5py.h5s.ALL, c)
+        exp["datasets"]["implicit"] = {"shape": [10, 10], "sha256": hashlib.sha256(c.tobytes()).hexdigest()}
+        g = f.create_group("attrs")
+        vals = {"fixed": [b"alpha", b"beta"], "vlen": ["gamma", "d\u00e9lta", ""], "one": [b"solo"],
+                "scalar_bytes": b"bytes", "scalar_str": "str", "empty": np.asarray([]),
+                "big": [("n%05d" % i).encode() for i in range(3000)]}
+        for k, v in vals.items():
+            g.attrs[k] = v
+            if isinstance(v, (bytes, str)):
+                v = [v]
+            exp["attrs"]["attrs@" + k] = [x.decode() if isinstance(x, bytes) else x for x in v]
+        for i in range(12):  # past 8 attributes: dense storage with libver latest
+            g.attrs["n%02d" % i] = np.array([b"v%d" % i])
+            exp["attrs"]["attrs@n%02d" % i] = ["v%d" % i]
+        kids = f.create_group("kids")
+        for i in range(120):  # multi-level B-tree (v0), dense links (latest)
+            ds("kids/k%03d" % i, np.array([i], dtype="<i2"))
+    return exp
+
+
+def layouts_files():
+    os.makedirs(LAYOUTS, exist_ok=True)
+    exp = {}
+    for name, libver, ub in (("layouts_earliest.h5", "earliest", 0), ("layouts_latest.h5", "latest", 0), ("layouts_userblock.h5", "latest", 1024)):
+        exp[name] = layouts_file(os.path.join(LAYOUTS, name), libver, ub)
+    # hard-link cycles: valid HDF5 that must not make a walk loop
+    for name, libver in (("cycle_earliest.h5", "earliest"), ("cycle_latest.h5", "latest")):
+        with h5file(os.path.join(LAYOUTS, name), libver) as f:
+            g = f.create_group("layers/dense/vars")
+            g["0"] = np.arange(4, dtype="<f4")
+            f["layers/dense/loop"] = f["layers"]
+            f["layers/dense/vars/back"] = f["/"]
+        exp[name] = {"datasets": {"layers/dense/vars/0": {"shape": [4], "sha256": hashlib.sha256(np.arange(4, dtype="<f4").tobytes()).hexdigest()}}, "attrs": {}}
+    # small seeds for the fuzz target: one of each structure, a few KB each
+    for name, libver in (("seed_earliest.h5", "earliest"), ("seed_latest.h5", "latest")):
+        with h5file(os.path.join(LAYOUTS, name), libver) as f:
+            f.create_dataset("c", data=np.arange(16, dtype="<f4").reshape(4, 4), chunks=(2, 3), compression="gzip", shuffle=True)
+            f.create_dataset("d", data=np.arange(6, dtype=">i2"))
+            f.create_dataset("e", data=np.arange(12, dtype="<f2"), chunks=(5,), fletcher32=True)
+            g = f.create_group("g")
+            g.attrs["layer_names"] = [b"a", b"bb"]
+            g.attrs["v"] = ["x", "yz"]
+            for i in range(9):
+                g.attrs["n%d" % i] = np.int8(i)
+            for i in range(9):
+                g.create_group("k%d" % i)
+    with open(os.path.join(LAYOUTS, "expected.json"), "w") as f:
+        json.dump(exp, f, indent=1, sort_keys=True)
+        f.write("\n")
 
 
 # ------------------------------------------------------------ hostile inputs
@@ -474,13 +624,13 @@ def hostile_files():
         data = f.read()
     hostile("keras-truncated.h5", data[: len(data) * 2 // 3], "truncated")
     # weight_names lists a weight that has no dataset
-    with h5py.File(tmp, "w") as f:
+    with h5file(tmp) as f:
         save_weights_to_hdf5_group(f, [L("dense", "Dense", [("dense/kernel:0", arr((2, 2)))])], "2.4.0")
         f["dense"].attrs["weight_names"] = [b"dense/kernel:0", b"dense/bias:0"]
     with open(tmp, "rb") as f:
         hostile("keras-missing-weight.h5", f.read(), "no dataset at dense/dense/bias:0")
     # a model_weights group without layer_names (attributes lost or not Keras)
-    with h5py.File(tmp, "w") as f:
+    with h5file(tmp) as f:
         f.attrs["keras_version"] = b"2.4.0"
         g = f.create_group("model_weights")
         g.create_group("dense").create_dataset("dense/kernel:0", data=arr((2, 2)))
@@ -492,26 +642,26 @@ def hostile_files():
     # a .keras without its weights file
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("metadata.json", meta)
-        z.writestr("config.json", cfg)
+        zwrite(z, "metadata.json", meta)
+        zwrite(z, "config.json", cfg)
     hostile("keras-no-weights.keras", buf.getvalue(), "has no weights file")
     # two members of the same name, the second a pickle that would call os.system
     payload = b"\x80\x02cposix\nsystem\nq\x00X\x0b\x00\x00\x00echo pwned!q\x01\x85q\x02Rq\x03."
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("metadata.json", meta)
-        z.writestr("config.json", cfg)
-        z.writestr("model.weights.h5", b"")
+        zwrite(z, "metadata.json", meta)
+        zwrite(z, "config.json", cfg)
+        zwrite(z, "model.weights.h5", b"")
         with __import__("warnings").catch_warnings():
             __import__("warnings").simplefilter("ignore")
-            z.writestr("config.json", payload)
+            zwrite(z, "config.json", payload)
     hostile("keras-duplicate-member.keras", buf.getvalue(), "appears twice")
     # a member name that climbs out of the extraction folder
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("metadata.json", meta)
-        z.writestr("config.json", cfg)
-        z.writestr("../../model.weights.h5", b"")
+        zwrite(z, "metadata.json", meta)
+        zwrite(z, "config.json", cfg)
+        zwrite(z, "../../model.weights.h5", b"")
     hostile("keras-path-escape.keras", buf.getvalue(), "escapes the archive")
 
 
@@ -522,6 +672,7 @@ def main():
     legacy_files()
     keras3_files()
     hostile_files()
+    layouts_files()
     with open(os.path.join(HERE, "expected.json"), "w") as f:
         json.dump(EXPECTED, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -252,7 +252,10 @@ type chunkReader struct {
 	esize      uint64
 	lookup     func(scaled []uint64) (chunkEntry, bool, error)
 	cache      chunkCache
-	fillChunk  []byte
+	// unwritten chunks stream the fill value from a small repeating pattern
+	fillPattern []byte
+	fillRun     uint64 // bytes of the current fill run still to emit
+	outCap      int    // size of the gathering buffer: outBlock, or less for small datasets
 
 	row    []uint64 // indices of dims 0..r-2
 	col    uint64   // chunk column along the last dimension
@@ -292,6 +295,14 @@ func (d *Dataset) chunked() (*chunkReader, error) {
 	}
 	cr.chunkBytes = cb
 	cr.cache.init(cacheBytes)
+	total, _ := d.Bytes()
+	cr.outCap = int(min(total, outBlock))
+	cr.fillPattern = make([]byte, min(max((64<<10)/cr.esize, 1)*cr.esize, max(total, cr.esize)))
+	if f := d.fill; f != nil {
+		for i := 0; i+len(f) <= len(cr.fillPattern); i += len(f) {
+			copy(cr.fillPattern[i:], f)
+		}
+	}
 	var err error
 	switch l.index {
 	case idxBTreeV1:
@@ -503,7 +514,7 @@ func (cr *chunkReader) fixedArrayIndex() error {
 		}
 		bitmap = b[prefix : prefix+bitmapLen]
 	} else {
-		if nelem*uint64(entry) > maxMetaBlock {
+		if nelem > maxMetaBlock/uint64(entry) {
 			return bad("fixed array of %d entries", nelem)
 		}
 		if b, err = f.read(dblk, int64(prefix+nelem*uint64(entry)+4), "fixed array data block"); err != nil {
@@ -577,6 +588,27 @@ func (cr *chunkReader) next() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		if data == nil { // an unwritten chunk: the fill value
+			if cr.out == nil {
+				cr.out = make([]byte, 0, cr.outCap)
+			}
+			if cr.fillRun == 0 {
+				cr.fillRun = n * cr.esize
+			}
+			for cr.fillRun > 0 && len(cr.out) < cr.outCap {
+				k := min(cr.fillRun, uint64(cr.outCap-len(cr.out)), uint64(len(cr.fillPattern)))
+				cr.out = append(cr.out, cr.fillPattern[:k]...)
+				cr.fillRun -= k
+			}
+			if cr.fillRun > 0 {
+				return cr.out, nil // the rest of this run next time
+			}
+			cr.advance()
+			if len(cr.out) >= outBlock-runDirect {
+				return cr.out, nil
+			}
+			continue
+		}
 		run := data[off*cr.esize : (off+n)*cr.esize]
 		cr.advance()
 		if len(run) >= runDirect {
@@ -588,7 +620,7 @@ func (cr *chunkReader) next() ([]byte, error) {
 			return run, nil
 		}
 		if cr.out == nil {
-			cr.out = make([]byte, 0, outBlock)
+			cr.out = make([]byte, 0, cr.outCap)
 		}
 		cr.out = append(cr.out, run...)
 		if len(cr.out) >= outBlock-runDirect {
@@ -637,7 +669,8 @@ func (cr *chunkReader) unadvance() {
 	}
 }
 
-// chunkData returns the decoded bytes of the chunk at scaled coordinates s.
+// chunkData returns the decoded bytes of the chunk at scaled coordinates s,
+// or nil when the chunk was never written.
 func (cr *chunkReader) chunkData(s []uint64) ([]byte, error) {
 	key := linear(s, cr.grid)
 	if b := cr.cache.get(key); b != nil {
@@ -648,18 +681,13 @@ func (cr *chunkReader) chunkData(s []uint64) ([]byte, error) {
 		return nil, err
 	}
 	if !ok {
-		if cr.fillChunk == nil {
-			cr.fillChunk = make([]byte, cr.chunkBytes)
-			if f := cr.d.fill; f != nil {
-				for i := 0; i+len(f) <= len(cr.fillChunk); i += len(f) {
-					copy(cr.fillChunk[i:], f)
-				}
-			}
-		}
-		return cr.fillChunk, nil
+		return nil, nil
 	}
 	if e.size == 0 || e.size > MaxChunkBytes+(1<<20) {
 		return nil, bad("chunk %v declares %d stored bytes", s, e.size)
+	}
+	if !cr.d.f.inFile(e.addr, int64(e.size)) {
+		return nil, bad("chunk %v at %#x+%d runs past the end of the file (%d bytes; truncated?)", s, e.addr, e.size, cr.d.f.size-cr.d.f.base)
 	}
 	raw := make([]byte, e.size)
 	if err := cr.d.f.readRaw(raw, e.addr); err != nil {
@@ -700,7 +728,8 @@ func unfilter(b []byte, fs []filter, mask uint32, want, esize int) ([]byte, erro
 				return nil, bad("deflate data is corrupt (%v)", err)
 			}
 			limit := want + 8*len(fs)
-			out := bytes.NewBuffer(make([]byte, 0, want))
+			// deflate expands at most about 1032:1; size the buffer by that, not by the header
+			out := bytes.NewBuffer(make([]byte, 0, min(limit, 1100*len(b)+4096)))
 			n, err := io.Copy(out, io.LimitReader(zr, int64(limit)+1))
 			if err != nil {
 				return nil, bad("deflate data is corrupt (%v)", err)

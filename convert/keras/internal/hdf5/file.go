@@ -469,3 +469,6 @@ func (f *File) avail(addr uint64) int64 {
 	}
 	return f.size - f.base - int64(addr)
 }
+
+// Size is the file's size in bytes (after any user block).
+func (f *File) Size() int64 { return f.size - f.base }
