@@ -138,9 +138,45 @@ type statsAcc struct {
 
 func newStatsAcc() statsAcc { return statsAcc{min: math.Inf(1), max: math.Inf(-1)} }
 
+// addFloats is add over float32 values, kept in local variables: this loop
+// runs once per exported value.
 func (s *statsAcc) addFloats(vals []float32) {
+	lo, hi, sum, sq := s.min, s.max, s.sum, s.sumSq
+	var n, nan, zeros int64
 	for _, v := range vals {
-		s.add(float64(v))
+		f := float64(v)
+		if f != f {
+			nan++
+			continue
+		}
+		if f < lo {
+			lo = f
+		}
+		if f > hi {
+			hi = f
+		}
+		if f == 0 {
+			zeros++
+		}
+		n++
+		sum += f
+		sq += f * f
+	}
+	s.min, s.max, s.sum, s.sumSq = lo, hi, sum, sq
+	s.n += n
+	s.nan += nan
+	s.zeros += zeros
+	if math.IsInf(sum, 0) || math.IsNaN(sum) {
+		s.countInf(vals)
+	}
+}
+
+// countInf counts infinities, which only a sum that overflowed can hold.
+func (s *statsAcc) countInf(vals []float32) {
+	for _, v := range vals {
+		if math.IsInf(float64(v), 0) {
+			s.inf++
+		}
 	}
 }
 
