@@ -76,10 +76,13 @@ func allowCall(g pickle.Global) bool {
 	return false
 }
 
-// classOf is the class an object was made of: for protocol 0/1 objects,
-// copyreg._reconstructor(cls, base, state) names it in its first argument.
+// classOf is the class an object was made of. Helpers that only call
+// cls.__new__ name it in their first argument: copyreg._reconstructor(cls,
+// base, state) in protocol 0/1 pickles, and the newObj(cls) of
+// scikit-learn's Cython neighbor trees and distance metrics.
 func classOf(o *pickle.Object) pickle.Global {
-	if o.Class.Is("copyreg", "_reconstructor") || o.Class.Is("copyreg", "__newobj__") || o.Class.Is("copyreg", "__newobj_ex__") {
+	if o.Class.Is("copyreg", "_reconstructor") || o.Class.Is("copyreg", "__newobj__") || o.Class.Is("copyreg", "__newobj_ex__") ||
+		(o.Class.Name == "newObj" && strings.HasPrefix(o.Class.Module, "sklearn.")) {
 		if len(o.Args) > 0 {
 			if g, ok := o.Args[0].(pickle.Global); ok {
 				return g

@@ -9,6 +9,7 @@
 //	                                transformers_.0.mean_       index; items after it follow as .2, ...)
 //	a structured array's field      tree_.nodes.threshold
 //	sklearn.tree._tree.Tree         tree_.n_classes (its constructor argument), tree_.nodes.*, tree_.values
+//	KDTree, BallTree state          _tree.data, _tree.idx_array, _tree.node_data.*, _tree.node_bounds
 //
 // So Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
 // gives steps.0.mean_, ..., steps.1.coef_; a forest gives estimators_.<i>.tree_.*;
@@ -149,6 +150,12 @@ func (w *walker) items(items []any, first int, path, owner string, depth int) er
 	return nil
 }
 
+// binaryTreeState names the items of the tuple KDTree and BallTree pickle as
+// their state (sklearn/neighbors/_binary_tree.pxi, BinaryTree.__getstate__;
+// sample_weight since 1.0).
+var binaryTreeState = []string{"data", "idx_array", "node_data", "node_bounds", "leaf_size", "n_levels",
+	"n_nodes", "n_trims", "n_leaves", "n_splits", "n_calls", "dist_metric", "sample_weight"}
+
 // dictClasses are dict subclasses pickled by REDUCE + SETITEMS.
 var dictClasses = map[string]bool{
 	"collections.OrderedDict": true, "collections.defaultdict": true, "collections.Counter": true,
@@ -196,6 +203,18 @@ func (w *walker) object(o *pickle.Object, path, owner string, depth int) error {
 	}
 	if !dictClasses[cls.Module+"."+cls.Name] && o.Items == nil && o.List == nil {
 		owner = cls.Name
+	}
+	if st, ok := o.State.(*pickle.Tuple); ok && (cls.Name == "KDTree" || cls.Name == "BallTree") &&
+		strings.HasPrefix(cls.Module, "sklearn.neighbors") && len(st.Items) <= len(binaryTreeState) {
+		// BinaryTree.__getstate__'s tuple, named by its fields
+		for i, x := range st.Items {
+			if walkable(x) {
+				if err := w.walk(x, join(path, binaryTreeState[i]), owner, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	if attrs := o.Attrs(); attrs != nil {
 		if err := w.dict(attrs, path, owner, depth); err != nil {

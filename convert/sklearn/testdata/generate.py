@@ -25,6 +25,7 @@ import os
 import pickle
 import struct
 import sys
+import types
 import warnings
 import zlib
 
@@ -38,7 +39,14 @@ from sklearn.ensemble import (GradientBoostingClassifier, HistGradientBoostingCl
                               RandomForestClassifier, RandomForestRegressor)
 from sklearn.linear_model import (Lasso, LinearRegression, LogisticRegression,
                                   Ridge, SGDClassifier, SGDRegressor)
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import VotingClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import GridSearchCV
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import BallTree, KDTree, KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
@@ -86,7 +94,13 @@ def join(path, key):
 def is_estimatorish(v):
     """A class instance walked by its state: not a number, string, container or array."""
     return not isinstance(v, (np.ndarray, np.generic, np.dtype, dict, list, tuple,
-                              str, bytes, bytearray, int, float, complex, bool, type(None), type))
+                              str, bytes, bytearray, int, float, complex, bool, type(None), type,
+                              types.FunctionType, types.BuiltinFunctionType, np.ufunc))
+
+
+# BinaryTree.__getstate__'s tuple (sklearn/neighbors/_binary_tree.pxi).
+BINARY_TREE_STATE = ["data", "idx_array", "node_data", "node_bounds", "leaf_size", "n_levels",
+                     "n_nodes", "n_trims", "n_leaves", "n_splits", "n_calls", "dist_metric", "sample_weight"]
 
 
 def holds_arrays(x):
@@ -136,8 +150,9 @@ class Walk:
         if isinstance(v, np.generic):
             self.array(np.asarray(v), path)
             return
-        if isinstance(v, (str, bytes, bytearray, int, float, complex, bool, type(None), type, np.dtype)):
-            return
+        if isinstance(v, (str, bytes, bytearray, int, float, complex, bool, type(None), type, np.dtype,
+                          types.FunctionType, types.BuiltinFunctionType, np.ufunc)):
+            return  # plain values, and functions and classes pickled by name
         if id(v) in self.stack:  # a container that contains itself is walked once
             return
         self.stack.append(id(v))
@@ -157,6 +172,10 @@ class Walk:
             elif isinstance(v, (np.random.RandomState, np.random.Generator, np.random.BitGenerator,
                                 pd.DataFrame, pd.Series, pd.Index)):
                 self.skipped.append(path or ROOT)
+            elif isinstance(v, (KDTree, BallTree)):
+                state = v.__reduce__()[2]
+                for name, x in zip(BINARY_TREE_STATE, state):
+                    self.walk(x, join(path, name))
             elif isinstance(v, sklearn.tree._tree.Tree):
                 _, args, state = v.__reduce__()
                 self.walk(args[1], join(path, "n_classes"))
@@ -233,6 +252,16 @@ def models():
         ("cat", OneHotEncoder(), ["colour"]),
     ])
     m["pipeline"] = Pipeline([("prep", ct), ("clf", LogisticRegression())]).fit(df, labels)
+    m["gridsearch"] = GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    m["knn"] = KNeighborsClassifier(n_neighbors=3, algorithm="kd_tree", leaf_size=4).fit(X, y)
+    m["balltree"] = BallTree(X, leaf_size=4, metric="minkowski", p=3)
+    m["voting"] = VotingClassifier([("lr", LogisticRegression()), ("nb", GaussianNB())]).fit(X, y)
+    m["logtarget"] = Pipeline([("log", FunctionTransformer(np.log1p)), ("ridge", TransformedTargetRegressor(
+        Ridge(), func=np.log1p, inverse_func=np.expm1))]).fit(np.abs(X), np.abs(yr))
+    sparse = LogisticRegression().fit(X, y)
+    sparse.coef_[0, 1] = 0.0
+    m["sparse_coef"] = sparse.sparsify()
+    m["tfidf"] = TfidfVectorizer().fit(["the cat sat", "the dog sat on the mat", "a cat and a dog"])
     m["coltrans"] = ColumnTransformer([
         ("a", MinMaxScaler(), [0, 1]),
         ("b", PCA(n_components=1), np.array([2, 3])),
