@@ -129,3 +129,41 @@ tb`
 		})
 	}
 }
+
+// FuzzFromValue decodes a pickle and interprets every value in it as a numpy
+// record, streaming the arrays it finds.
+func FuzzFromValue(f *testing.F) {
+	// small arrays at protocols 2 (_codecs.encode data) and 4/5 (bytes, _frombuffer)
+	dtype := "cnumpy\ndtype\n(S'f4'\nI0\nI1\ntR(I3\nS'<'\nNNNI-1\nI-1\nI0\ntb"
+	f.Add([]byte("cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(I0\ntS'b'\ntR(I1\n(I2\nI2\nt" + dtype + "I01\nU\x10" + strings.Repeat("\x00\x00\x80?", 4) + "tb."))
+	f.Add([]byte("\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85c_codecs\nencode\nX\x01\x00\x00\x00bX\x06\x00\x00\x00latin1\x86R\x87R(K\x01K\x03\x85" + dtype + "\x89c_codecs\nencode\nX\x0c\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00X\x06\x00\x00\x00latin1\x86Rtb."))
+	f.Add([]byte("\x80\x05cnumpy.core.numeric\n_frombuffer\n(\x96\x08\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08" + dtype + "K\x02\x85X\x01\x00\x00\x00CtR."))
+	f.Add([]byte("cnumpy.core.multiarray\nscalar\n(" + dtype + "C\x04\x00\x00\xc0?tR."))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := pickle.NewDecoderAt(bytes.NewReader(data), 0, int64(len(data)), pickle.Options{Limits: convert.Limits{MaxHeaderBytes: 1 << 20}}).Decode()
+		if err != nil {
+			return
+		}
+		budget := int64(4 << 20)
+		pickle.Walk(v, 100, func(x any, _ int) bool {
+			a, ok, err := FromValue(x)
+			if !ok || err != nil || a.Skip != "" {
+				return true
+			}
+			n := a.Numel() * int64(a.ItemSize)
+			if n > budget {
+				return true
+			}
+			budget -= n
+			rc, err := a.Values()
+			if err != nil {
+				return true
+			}
+			got, err := io.Copy(io.Discard, rc)
+			if err == nil && got != n {
+				t.Fatalf("%s %v: streamed %d bytes, want %d", a.Descr, a.Shape, got, n)
+			}
+			return true
+		})
+	})
+}
