@@ -59,12 +59,15 @@ type decoder struct {
 // default list: its Cython classes' reconstructors (sklearn.tree._tree.Tree,
 // SGD loss functions, KDTree's newObj, the _loss module's __pyx_unpickle_*),
 // scipy's sparse matrices and frozen distributions, and pandas' index and
-// block reconstructors. Nothing is called; Denied is checked first and wins.
+// block reconstructors, numpy's random generators (skipped) and old ufunc
+// references. Nothing is called; Denied is checked first and wins.
 func allowCall(g pickle.Global) bool {
 	switch {
 	case strings.HasPrefix(g.Module, "sklearn."), strings.HasPrefix(g.Module, "scipy.sparse"),
-		strings.HasPrefix(g.Module, "scipy.stats"):
+		strings.HasPrefix(g.Module, "scipy.stats"), strings.HasPrefix(g.Module, "numpy.random"):
 		return true
+	case g.Name == "_ufunc_reconstruct" && (g.Module == "numpy.core" || g.Module == "numpy._core"):
+		return true // a ufunc (FunctionTransformer(np.log1p)) as numpy < 1.20 pickled it
 	}
 	switch g.Module + "." + g.Name {
 	case "pandas.core.indexes.base._new_Index", "pandas._libs.internals._unpickle_block",
