@@ -19,15 +19,15 @@ import (
 // backendCase opens one bucket for the suite and returns it with a fresh key prefix.
 type backendCase struct {
 	name string
-	open func(t *testing.T) (*Bucket, string)
+	open func(t testing.TB) (*Bucket, string)
 }
 
-func backends(t *testing.T) []backendCase {
+func backends(t testing.TB) []backendCase {
 	cases := []backendCase{
-		{"mem", func(t *testing.T) (*Bucket, string) {
+		{"mem", func(t testing.TB) (*Bucket, string) {
 			return openT(t, "mem://conformance/"+uniq(t)+"/")
 		}},
-		{"file", func(t *testing.T) (*Bucket, string) {
+		{"file", func(t testing.TB) (*Bucket, string) {
 			return openT(t, t.TempDir()+"/")
 		}},
 	}
@@ -35,7 +35,7 @@ func backends(t *testing.T) []backendCase {
 		{"s3", "CKPT2CSV_TEST_S3"}, {"gcs", "CKPT2CSV_TEST_GCS"}, {"azure", "CKPT2CSV_TEST_AZURE"},
 	} {
 		url := os.Getenv(c.env)
-		cases = append(cases, backendCase{c.name, func(t *testing.T) (*Bucket, string) {
+		cases = append(cases, backendCase{c.name, func(t testing.TB) (*Bucket, string) {
 			if url == "" {
 				t.Skipf("%s not set (scripts/storage-servers.sh starts loopback servers)", c.env)
 			}
@@ -56,11 +56,11 @@ func joinURI(bucketURL, key string) string {
 	return u
 }
 
-func uniq(t *testing.T) string {
+func uniq(t testing.TB) string {
 	return strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()) + "-" + fmt.Sprint(time.Now().UnixNano())
 }
 
-func openT(t *testing.T, uri string) (*Bucket, string) {
+func openT(t testing.TB, uri string) (*Bucket, string) {
 	t.Helper()
 	b, key, err := OpenURI(context.Background(), uri)
 	if err != nil {
