@@ -294,7 +294,13 @@ func (d *Dataset) chunked() (*chunkReader, error) {
 		cr.grid[i] = (dims[i] + c - 1) / c
 	}
 	cr.chunkBytes = cb
-	cr.cache.init(cacheBytes)
+	// Runs go through the chunks of one band (one chunk row along the first
+	// dimension) over and over, then never return to them: keep one band.
+	band := cb
+	for _, g := range cr.grid[1:] {
+		band = min(band*max(g, 1), cacheBytes)
+	}
+	cr.cache.init(max(min(band, cacheBytes), cb))
 	total, _ := d.Bytes()
 	cr.outCap = int(min(total, outBlock))
 	cr.fillPattern = make([]byte, min(max((64<<10)/cr.esize, 1)*cr.esize, max(total, cr.esize)))
