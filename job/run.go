@@ -21,17 +21,19 @@ import (
 
 // Options configure a run.
 type Options struct {
-	Out        string // OUT URI
-	Format     string // --format, for entries that name none
-	CSV        convert.Options
-	Limits     convert.Limits
-	Workers    int // checkpoints in flight
-	Force      bool
-	ShardIndex int
-	ShardCount int
-	DryRun     bool
-	Version    string
-	Log        zerolog.Logger
+	Out     string // OUT URI
+	Format  string // --format, for entries that name none
+	CSV     convert.Options
+	Limits  convert.Limits
+	Workers int // checkpoints in flight
+	// EntryTimeout bounds the wall time of one checkpoint's export (0: none).
+	EntryTimeout time.Duration
+	Force        bool
+	ShardIndex   int
+	ShardCount   int
+	DryRun       bool
+	Version      string
+	Log          zerolog.Logger
 
 	RedshiftManifest bool      // also write OUT/ID/redshift.manifest (redshift.go)
 	Progress         *Progress // nil: no progress display
@@ -207,7 +209,16 @@ func (r *Runner) export(ctx context.Context, it Item) *EntryReport {
 	start := time.Now()
 	er := &EntryReport{URI: storage.Redact(it.URI), ID: it.ID}
 	log := r.opt.Log.With().Str("checkpoint", it.ID).Str("uri", er.URI).Logger()
-	err := r.exportItem(ctx, it, er, log)
+	ectx, cancel := ctx, context.CancelFunc(func() {})
+	if r.opt.EntryTimeout > 0 {
+		ectx, cancel = context.WithTimeoutCause(ctx, r.opt.EntryTimeout,
+			fmt.Errorf("%w: took longer than --entry-timeout %v", errEntryTimeout, r.opt.EntryTimeout))
+	}
+	err := r.exportItem(ectx, it, er, log)
+	if err != nil && errors.Is(context.Cause(ectx), errEntryTimeout) {
+		err = context.Cause(ectx)
+	}
+	cancel()
 	er.Seconds = time.Since(start).Seconds()
 	switch {
 	case err != nil:
@@ -228,6 +239,10 @@ func (r *Runner) export(ctx context.Context, it Item) *EntryReport {
 	}
 	return er
 }
+
+// errEntryTimeout marks an export stopped by --entry-timeout; a rerun may
+// be faster (a slow store), so it is not permanent.
+var errEntryTimeout = errors.New("entry timed out")
 
 // Permanent reports whether an entry's failure cannot pass on a retry: the
 // checkpoint is corrupt, hostile or unsupported, or it does not exist.

@@ -152,8 +152,16 @@ func jobOptions(s settings, log zerolog.Logger) (job.Options, error) {
 	if s.Workers < 1 {
 		return opt, fmt.Errorf("--workers must be at least 1")
 	}
+	lim, err := s.Limits.limits()
+	if err != nil {
+		return opt, err
+	}
+	if s.EntryTimeout < 0 {
+		return opt, fmt.Errorf("--entry-timeout must not be negative")
+	}
 	return job.Options{
 		Out: s.Out, Format: s.Format, Workers: s.Workers, Force: s.Force,
+		Limits: lim, EntryTimeout: s.EntryTimeout,
 		ShardIndex: s.ShardIndex, ShardCount: s.ShardCount, DryRun: s.DryRun,
 		Version: version, Log: log, RedshiftManifest: s.Redshift,
 		CSV: convert.Options{Columns: cols, Header: s.Header, Compression: s.Compression,

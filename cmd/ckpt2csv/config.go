@@ -7,8 +7,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"ckpt2csv/convert"
 )
 
 // Settings come from, in order of precedence: flags, CKPT2CSV_<FLAG>
@@ -16,30 +19,68 @@ import (
 
 // settings holds every option of the run and convert commands.
 type settings struct {
-	Config      string
-	Manifest    string
-	Out         string
-	Format      string
-	ShardSize   string
-	Compression string
-	Header      bool
-	Columns     string
-	Workers     int
-	Force       bool
-	Include     []string
-	Exclude     []string
-	ShardIndex  int
-	ShardCount  int
-	LogFormat   string
-	LogLevel    string
-	DryRun      bool
-	RawText     bool
-	Redshift    bool
+	Config       string
+	Manifest     string
+	Out          string
+	Format       string
+	ShardSize    string
+	Compression  string
+	Header       bool
+	Columns      string
+	Workers      int
+	Force        bool
+	Include      []string
+	Exclude      []string
+	ShardIndex   int
+	ShardCount   int
+	LogFormat    string
+	LogLevel     string
+	DryRun       bool
+	RawText      bool
+	Redshift     bool
+	Limits       limitSettings
+	EntryTimeout time.Duration
+}
+
+// limitSettings are the bounds on untrusted input a user may need to raise.
+type limitSettings struct {
+	HeaderBytes, TempBytes, InflateBytes string
+	InflateRatio                         int64
+	Tensors, PickleMemo, PickleDepth     int
 }
 
 func defaultSettings() settings {
+	def := convert.Limits{}.Defaults()
 	return settings{Format: "auto", ShardSize: "1GiB", Compression: "gzip", Header: true,
-		Columns: "", Workers: 1, LogLevel: "info"}
+		Columns: "", Workers: 1, LogLevel: "info", EntryTimeout: 12 * time.Hour,
+		Limits: limitSettings{
+			HeaderBytes: strconv.FormatInt(def.MaxHeaderBytes, 10), Tensors: def.MaxTensors,
+			TempBytes: strconv.FormatInt(def.MaxTempBytes, 10), InflateRatio: def.MaxInflateRatio,
+			InflateBytes: strconv.FormatInt(def.MaxInflateBytes, 10),
+			PickleMemo:   def.MaxPickleMemo, PickleDepth: def.MaxPickleDepth,
+		}}
+}
+
+// limits turns the limit settings into convert.Limits.
+func (l limitSettings) limits() (convert.Limits, error) {
+	lim := convert.Limits{MaxTensors: l.Tensors, MaxInflateRatio: l.InflateRatio,
+		MaxPickleMemo: l.PickleMemo, MaxPickleDepth: l.PickleDepth}
+	for _, f := range []struct {
+		name string
+		v    string
+		dst  *int64
+	}{{"max-header-bytes", l.HeaderBytes, &lim.MaxHeaderBytes}, {"max-temp-bytes", l.TempBytes, &lim.MaxTempBytes},
+		{"max-inflate-bytes", l.InflateBytes, &lim.MaxInflateBytes}} {
+		n, err := parseSize(f.v)
+		if err != nil {
+			return lim, fmt.Errorf("--%s: %v", f.name, err)
+		}
+		*f.dst = n
+	}
+	if lim.MaxTensors < 1 || lim.MaxInflateRatio < 1 || lim.MaxPickleMemo < 1 || lim.MaxPickleDepth < 1 {
+		return lim, fmt.Errorf("--max-tensors, --max-inflate-ratio, --max-pickle-memo and --max-pickle-depth must be at least 1")
+	}
+	return lim, nil
 }
 
 // listFlag is a repeatable string flag.
@@ -80,6 +121,14 @@ func (s *settings) bind(fs *flag.FlagSet, withRun bool) {
 	fs.BoolVar(&s.RawText, "raw-text", s.RawText, "do not escape text fields that start like a spreadsheet formula")
 	fs.BoolVar(&s.Redshift, "redshift-manifest", s.Redshift, "also write OUT/ID/redshift.manifest")
 	fs.BoolVar(&s.DryRun, "dry-run", s.DryRun, "print the plan; write nothing")
+	fs.DurationVar(&s.EntryTimeout, "entry-timeout", s.EntryTimeout, "wall-time limit per checkpoint (0: none)")
+	fs.StringVar(&s.Limits.HeaderBytes, "max-header-bytes", s.Limits.HeaderBytes, "largest header or metadata block a checkpoint may have")
+	fs.IntVar(&s.Limits.Tensors, "max-tensors", s.Limits.Tensors, "most tensors in one checkpoint")
+	fs.StringVar(&s.Limits.TempBytes, "max-temp-bytes", s.Limits.TempBytes, "largest temporary file for a remote object or archive member")
+	fs.Int64Var(&s.Limits.InflateRatio, "max-inflate-ratio", s.Limits.InflateRatio, "largest decompression ratio of a compressed member")
+	fs.StringVar(&s.Limits.InflateBytes, "max-inflate-bytes", s.Limits.InflateBytes, "largest decompressed size of one compressed member")
+	fs.IntVar(&s.Limits.PickleMemo, "max-pickle-memo", s.Limits.PickleMemo, "most memo entries in a pickle")
+	fs.IntVar(&s.Limits.PickleDepth, "max-pickle-depth", s.Limits.PickleDepth, "deepest pickle stack and nesting")
 	if withRun {
 		fs.StringVar(&s.Manifest, "manifest", s.Manifest, "manifest URI")
 		fs.IntVar(&s.ShardIndex, "shard-index", s.ShardIndex, "this process's index among --shard-count (default $JOB_COMPLETION_INDEX)")

@@ -161,3 +161,26 @@ func TestUsageErrorsExit2(t *testing.T) {
 		t.Errorf("bad manifest message does not name the line: %s", stderr)
 	}
 }
+
+func TestEntryTimeoutFailsTheEntryRetryably(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "w.npy")
+	writeNpy(t, src, "(2,)", []float32{1, 2})
+	code, _, stderr := ckpt2csv(t, "convert", src, "--out", filepath.Join(dir, "out"), "--entry-timeout", "1ns", "--log-format", "json")
+	if code != exitRetryable || !strings.Contains(stderr, "--entry-timeout") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestLimitFlagsAreEnforced(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "w.npy")
+	writeNpy(t, src, "(2,)", []float32{1, 2})
+	code, _, stderr := ckpt2csv(t, "convert", src, "--out", filepath.Join(dir, "out"), "--max-header-bytes", "16", "--log-format", "json")
+	if code != exitPermanent {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	if code, _, _ := ckpt2csv(t, "convert", src, "--out", dir, "--max-tensors", "0"); code != exitUsage {
+		t.Errorf("--max-tensors 0: exit %d", code)
+	}
+}
