@@ -136,6 +136,10 @@ func (discardDir) Delete(context.Context, string) error { return nil }
 // reports the process's peak RSS.
 //
 //	go test -run '^$' -bench ExportLargeStateDict -benchtime 1x ./convert/pytorch/
+//
+// Measured on 2 shared cores (load average about 20): peak RSS 51 MB,
+// 0.74 M values/s. The CLI exporting a torch-written 240 MB state_dict
+// (112 M values with a tied embedding and a transposed view) peaked at 91 MB.
 func BenchmarkExportLargeStateDict(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "big.pt")
 	specs := []spec{{"embed.weight", []int64{50000, 1000}}}
