@@ -56,7 +56,7 @@ type blobBackend struct {
 	b        *blob.Bucket
 	base     url.URL // scheme, host and redacted query of the bucket, for URI
 	local    bool    // fileblob rooted at "/": key "a/b" is the file /a/b
-	shared   bool    // a process-wide mem:// bucket: Close keeps it
+	shared   bool    // a process-wide bucket (mem://, clouds): Close keeps it open
 	writeOpt func(contentType string) *blob.WriterOptions
 }
 

@@ -16,6 +16,7 @@ package storage
 import (
 	"context"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -27,11 +28,13 @@ import (
 )
 
 // Part and chunk sizes per cloud: each writer buffers about
-// concurrency x part size (S3: 5 x 8 MiB; GCS: one 32 MiB chunk; Azure: 5 x 8 MiB).
+// concurrency x part size (S3: 5 x 8 MiB; GCS: one 32 MiB chunk; Azure: 4 x 8 MiB).
 const (
 	s3PartSize     = 8 << 20
 	gcsChunkSize   = 32 << 20
 	azureBlockSize = 8 << 20
+	// The Azure SDK uploads one block at a time unless told otherwise.
+	azureConcurrency = 4
 	// abortTimeout bounds the clean-up request after a failed multipart upload.
 	abortTimeout = 30 * time.Second
 )
@@ -42,15 +45,30 @@ var (
 	_ = azureblob.Scheme
 )
 
+var (
+	cloudMu      sync.Mutex
+	cloudBuckets = map[string]*blobBackend{}
+)
+
+// openCloud opens a cloud bucket once per process and bucket URL: a job
+// opens one bucket for thousands of entries, and each new client would
+// fetch credentials again (IMDS, STS web identity, the GCE metadata server).
+// Close on a shared bucket is a no-op.
 func openCloud(ctx context.Context, u *url.URL) (Backend, error) {
 	bucketURL := url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}
+	cloudMu.Lock()
+	defer cloudMu.Unlock()
+	if be, ok := cloudBuckets[bucketURL.String()]; ok {
+		return be, nil
+	}
 	b, err := blob.OpenBucket(ctx, bucketURL.String())
 	if err != nil {
 		return nil, err
 	}
 	be := &blobBackend{
-		b:    b,
-		base: *redactURL(&url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}),
+		b:      b,
+		base:   *redactURL(&bucketURL),
+		shared: true,
 	}
 	switch u.Scheme {
 	case "s3":
@@ -66,9 +84,10 @@ func openCloud(ctx context.Context, u *url.URL) (Backend, error) {
 		}
 	default:
 		be.writeOpt = func(ct string) *blob.WriterOptions {
-			return &blob.WriterOptions{ContentType: ct, BufferSize: azureBlockSize}
+			return &blob.WriterOptions{ContentType: ct, BufferSize: azureBlockSize, MaxConcurrency: azureConcurrency}
 		}
 	}
+	cloudBuckets[bucketURL.String()] = be
 	return be, nil
 }
 

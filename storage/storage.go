@@ -147,7 +147,8 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]string, error) {
 // reports and sidecars.
 func (b *Bucket) URI(key string) string { return b.be.URI(key) }
 
-// Close releases the bucket. A shared mem:// bucket keeps its contents.
+// Close releases the bucket. Cloud and mem:// buckets are shared process-wide
+// (one client per bucket URL) and stay open; mem:// keeps its contents.
 func (b *Bucket) Close() error { return b.be.Close() }
 
 func (b *Bucket) wrap(op, key string, err error) error {

@@ -77,13 +77,13 @@ func TestOpenURICloudKeysAndRedaction(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	cases := map[string]string{
-		"s3://AKID:SECRET@bkt/k?region=x":                  "s3://bkt/k?region=x",
-		"azblob://c/k?sas_token=sv%3D2020%26sig%3Dabc":     "azblob://c/k?sas_token=REDACTED",
-		"gs://b/k?access_token=ya29.x&x-goog-signature=ab": "gs://b/k?access_token=REDACTED&x-goog-signature=REDACTED",
-		"s3://b/k?kmskeyid=arn:aws:kms:1&region=r":         "s3://b/k?kmskeyid=arn%3Aaws%3Akms%3A1&region=r",
+		"s3://AKID:SECRET@bkt/k?region=x":                   "s3://bkt/k?region=x",
+		"azblob://c/k?sas_token=sv%3D2020%26sig%3Dabc":      "azblob://c/k?sas_token=REDACTED",
+		"gs://b/k?access_token=ya29.x&x-goog-signature=ab":  "gs://b/k?access_token=REDACTED&x-goog-signature=REDACTED",
+		"s3://b/k?kmskeyid=arn:aws:kms:1&region=r":          "s3://b/k?kmskeyid=arn%3Aaws%3Akms%3A1&region=r",
 		"https://acct.blob.core.windows.net/c/k?sv=1&sig=S": "https://acct.blob.core.windows.net/c/k?sig=REDACTED&sv=1",
-		"/local/path/with:colon":                           "/local/path/with:colon",
-		"s3://b/k#frag":                                    "s3://b/k",
+		"/local/path/with:colon":                            "/local/path/with:colon",
+		"s3://b/k#frag":                                     "s3://b/k",
 	}
 	for in, want := range cases {
 		if got := Redact(in); got != want {
