@@ -252,7 +252,12 @@ def models():
         ("cat", OneHotEncoder(), ["colour"]),
     ])
     m["pipeline"] = Pipeline([("prep", ct), ("clf", LogisticRegression())]).fit(df, labels)
-    m["gridsearch"] = GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    gs = GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    for k in gs.cv_results_:
+        if k.endswith("_time"):  # wall-clock timings: fixed, so the files are reproducible
+            gs.cv_results_[k] = np.full_like(gs.cv_results_[k], 0.25)
+    gs.refit_time_ = 0.5
+    m["gridsearch"] = gs
     m["knn"] = KNeighborsClassifier(n_neighbors=3, algorithm="kd_tree", leaf_size=4).fit(X, y)
     m["balltree"] = BallTree(X, leaf_size=4, metric="minkowski", p=3)
     m["voting"] = VotingClassifier([("lr", LogisticRegression()), ("nb", GaussianNB())]).fit(X, y)
