@@ -79,7 +79,7 @@ func (b *builder) v3(root *hdf5.Object, cfg map[string]any) error {
 	if objs["optimizer"] == nil {
 		objs["optimizer"] = &cfgObj{display: "optimizer", class: optClass}
 	}
-	return b.v3emit(tree, objs, order, 0)
+	return b.v3emit(tree, "", objs, order, 0)
 }
 
 // v3tree loads the group tree once, each group at most once.
@@ -135,9 +135,13 @@ func (b *builder) v3tree(root *hdf5.Object) (*v3node, error) {
 	return load(root, "", 0)
 }
 
-// v3emit lists a node's variables, then its children in Keras's save order.
-func (b *builder) v3emit(n *v3node, objs map[string]*cfgObj, order map[string][]string, depth int) error {
-	co := objs[n.path]
+// v3emit lists a node's variables, then its children in Keras's save
+// order. cpath is the node's path in the config's terms: the same as the
+// file's for Keras 3; for Keras 2.13-2.15 files, whose model layers sit
+// under "_layer_checkpoint_dependencies" with other numbering, the matching
+// config layer's path.
+func (b *builder) v3emit(n *v3node, cpath string, objs map[string]*cfgObj, order map[string][]string, depth int) error {
+	co := objs[cpath]
 	display := fallbackDisplay(n)
 	class := ""
 	if co != nil {
@@ -187,43 +191,51 @@ func (b *builder) v3emit(n *v3node, objs map[string]*cfgObj, order map[string][]
 			return err
 		}
 	}
-	for _, k := range childOrder(n, order) {
-		if err := b.v3emit(n.kids[k], objs, order, depth+1); err != nil {
+	for _, k := range childOrder(n, cpath, objs, order) {
+		if err := b.v3emit(n.kids[k.file], join(cpath, k.config), objs, order, depth+1); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+type childKey struct{ file, config string }
+
 // childOrder is the order Keras saves n's children in: for a saveable
 // (a node with vars) its "layers" container first, then attributes sorted
 // with private names last; for a container, the config's layer order when
 // known, else numeric-aware name order (dense, dense_1, ..., dense_10).
-func childOrder(n *v3node, order map[string][]string) []string {
-	var keys []string
+// Each child comes with its key in config terms.
+func childOrder(n *v3node, cpath string, objs map[string]*cfgObj, order map[string][]string) []childKey {
+	var keys []childKey
 	for k := range n.kids {
-		keys = append(keys, k)
+		ck := k
+		if k == "_layer_checkpoint_dependencies" {
+			ck = "layers"
+		}
+		keys = append(keys, childKey{k, ck})
 	}
-	if known, ok := order[n.path]; ok {
+	if known, ok := order[cpath]; ok {
+		matchByClass(keys, cpath, known, objs)
 		pos := map[string]int{}
 		for i, k := range known {
 			pos[k] = i
 		}
 		sort.Slice(keys, func(i, j int) bool {
-			pi, iok := pos[keys[i]]
-			pj, jok := pos[keys[j]]
+			pi, iok := pos[keys[i].config]
+			pj, jok := pos[keys[j].config]
 			switch {
 			case iok && jok:
 				return pi < pj
 			case iok != jok:
 				return iok
 			}
-			return numericLess(keys[i], keys[j])
+			return numericLess(keys[i].file, keys[j].file)
 		})
 		return keys
 	}
 	if n.vars == nil && n.path != "" {
-		sort.Slice(keys, func(i, j int) bool { return numericLess(keys[i], keys[j]) })
+		sort.Slice(keys, func(i, j int) bool { return numericLess(keys[i].file, keys[j].file) })
 		return keys
 	}
 	rank := func(k string) string {
@@ -235,8 +247,57 @@ func childOrder(n *v3node, order map[string][]string) []string {
 		}
 		return k
 	}
-	sort.Slice(keys, func(i, j int) bool { return rank(keys[i]) < rank(keys[j]) })
+	sort.Slice(keys, func(i, j int) bool { return rank(keys[i].file) < rank(keys[j].file) })
 	return keys
+}
+
+// matchByClass maps the members of a layers container whose keys are not
+// the config's (Keras 2.13-2.15 counted a layer once per entry of
+// _layer_checkpoint_dependencies, so numbers skip) to config layers: the
+// i-th member of a class in numeric order is the i-th layer of that class.
+func matchByClass(keys []childKey, cpath string, known []string, objs map[string]*cfgObj) {
+	exact := true
+	for _, k := range keys {
+		if objs[join(cpath, k.config)] == nil {
+			exact = false
+		}
+	}
+	if exact {
+		return
+	}
+	bases := map[string][]string{} // class key -> config keys in order
+	for _, k := range known {
+		b := keyBase(k, nil)
+		bases[b] = append(bases[b], k)
+	}
+	byBase := map[string][]int{}
+	for i, k := range keys {
+		b := keyBase(k.file, bases)
+		byBase[b] = append(byBase[b], i)
+	}
+	for b, idx := range byBase {
+		sort.Slice(idx, func(i, j int) bool { return numericLess(keys[idx[i]].file, keys[idx[j]].file) })
+		for r, i := range idx {
+			if r < len(bases[b]) {
+				keys[i].config = bases[b][r]
+			}
+		}
+	}
+}
+
+// keyBase strips a container key's "_<n>" counter ("dense_2" -> "dense"),
+// when the rest is a known class key (or always, when known is nil).
+func keyBase(k string, known map[string][]string) string {
+	i := strings.LastIndexByte(k, '_')
+	if i <= 0 || i == len(k)-1 || digits(k[i+1:]) != len(k)-i-1 {
+		return k
+	}
+	if known != nil {
+		if _, ok := known[k[:i]]; !ok {
+			return k
+		}
+	}
+	return k[:i]
 }
 
 // fallbackDisplay names a node without config: its path without the

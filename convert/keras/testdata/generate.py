@@ -361,7 +361,18 @@ def save_state(s, store, path, visited, out, display, names):
         out.append((s, path, i, vname, val, display))
     visited.add(id(s))
     children = []
-    if s.layers is not None:
+    if getattr(s, "keras213", False):
+        # Keras 2.13-2.15 walked sorted(dir(model)): the Keras 2 property
+        # _layer_checkpoint_dependencies (an OrderedDict holding each layer
+        # under "layer_with_weights-<i>" and "layer-<j>") came first, and the
+        # container naming counted every entry, visited or not.
+        deps = []
+        for l in s.layers:
+            if l.variables or any(getattr(c, "variables", None) for c in l.attrs.values()):
+                deps.append(l)
+            deps.append(l)
+        children.append(("_layer_checkpoint_dependencies", deps))
+    elif s.layers is not None:
         children.append(("layers", s.layers))
     for k in sorted(s.attrs, key=name_key):
         children.append((k, s.attrs[k]))
@@ -665,12 +676,45 @@ def hostile_files():
     hostile("keras-path-escape.keras", buf.getvalue(), "escapes the archive")
 
 
+def keras213_files():
+    """A .keras from Keras 2.13-2.15 (tf.keras): layers under
+    _layer_checkpoint_dependencies, with gaps in their numbering."""
+    def layer(cls, name, variables=(), config=None):
+        l = S(cls, name, variables, None, config)
+        l.config_layers, l.attrs_config = [], {}
+        return l
+    inp = layer("InputLayer", "input_1", config={"batch_input_shape": [None, 3]})
+    a = layer("Dense", "dense_a", [("kernel", arr((3, 4))), ("bias", arr((4,)))])
+    drop = layer("Dropout", "dropout", config={"rate": 0.5})
+    b = layer("Dense", "dense_b", [("kernel", arr((4, 2)))], {"use_bias": False})
+    bn = layer("BatchNormalization", "bn", [("gamma", arr((2,))), ("beta", arr((2,))), ("moving_mean", arr((2,))), ("moving_variance", np.abs(arr((2,))))])
+    model = S("Sequential", "sequential", layers=[a, drop, b, bn])
+    model.config_layers, model.attrs_config, model.keras213 = [inp, a, drop, b, bn], {}, True
+    opt = S("Adam", "Adam", [("iteration", np.array(5, dtype="int64"))] + [("v%d" % i, arr((2,))) for i in range(10)])
+    model.attrs["optimizer"] = opt
+    cfg = layer_config(model)
+    cfg["compile_config"] = {"optimizer": {"class_name": "Adam", "config": {"name": "Adam"}}}
+    buf = io.BytesIO()
+    out = []
+    with h5file(buf) as f:
+        save_state(model, f, "", set(), out, "", False)
+        keys = sorted(f["_layer_checkpoint_dependencies"].keys())
+        assert keys == ["batch_normalization", "dense", "dense_2", "dropout"], keys
+    fn = "keras213.keras"
+    with zipfile.ZipFile(os.path.join(HERE, fn), "w") as z:
+        zwrite(z, "metadata.json", json.dumps({"keras_version": "2.13.1", "date_saved": "2023-07-10@10:00:00"}))
+        zwrite(z, "config.json", json.dumps(cfg))
+        zwrite(z, "model.weights.h5", buf.getvalue())
+    keras3_expect(fn, out, True, False)
+
+
 def main():
     for f in os.listdir(HERE):
         if f.endswith((".h5", ".keras")):
             os.remove(os.path.join(HERE, f))
     legacy_files()
     keras3_files()
+    keras213_files()
     hostile_files()
     layouts_files()
     with open(os.path.join(HERE, "expected.json"), "w") as f:
