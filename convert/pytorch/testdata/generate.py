@@ -486,7 +486,6 @@ hostile("pytorch-reduce-eval.pt", "builtins.eval", lambda p: torch_zip(p, payloa
 hostile("pytorch-subprocess-popen.pt", "subprocess.Popen", lambda p: torch_zip(p, payload("subprocess", "Popen")))
 hostile("pytorch-posixsubprocess.pt", "_posixsubprocess.fork_exec", lambda p: torch_zip(p, payload("_posixsubprocess", "fork_exec")))
 hostile("pytorch-inst-opcode.pt", "os.system", lambda p: torch_zip(p, b"\x80\x02}(X\x01\x00\x00\x00w(S'touch " + MARKER.encode() + b"'\nios\nsystem\nu."))
-hostile("pytorch-inst-unknown-class.pt", "mymodule.Runner", lambda p: torch_zip(p, b"\x80\x02}(X\x01\x00\x00\x00w(S'x'\nimymodule\nRunner\nu."))
 # protocol 4: module and name strings memoized, then combined by STACK_GLOBAL from the memo
 hostile("pytorch-stack-global-memo.pt", "os.system", lambda p: torch_zip(p,
         b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x05torch\x94\x8c\x02os\x94\x8c\x06system\x94h\x01h\x02\x93\x94\x8c\x04true\x85R."))
