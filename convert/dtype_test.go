@@ -1,5 +1,7 @@
 package convert
 
+// Tests of the narrow float helpers over every bit pattern.
+
 import (
 	"encoding/binary"
 	"math"
@@ -30,9 +32,6 @@ func sameFloat32(a float32, b float64) bool {
 	}
 	return math.Float32bits(a) == math.Float32bits(float32(b))
 }
-
-// Dtype helpers against references computed from each format's definition,
-// over every bit pattern.
 
 // Every binary16 value widens exactly and narrows back to the same bits (NaNs to the canonical NaN).
 func TestFloat16Exhaustive(t *testing.T) {

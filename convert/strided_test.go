@@ -1,5 +1,8 @@
 package convert
 
+// Tests of Strided against a naive gather, its bounds checks, read
+// coalescing and memory.
+
 import (
 	"bytes"
 	"errors"
@@ -269,10 +272,10 @@ func BenchmarkStridedFortran(b *testing.B) {
 func TestStridedMemoryIsBounded(t *testing.T) {
 	region := randRegion(64 << 20)
 	for _, c := range []struct{ shape, strides []int64 }{
-		{[]int64{4096, 4096}, []int64{1, 4096}},    // Fortran order
-		{[]int64{4096, 4096}, []int64{4096, 1}},    // contiguous
-		{[]int64{64, 4096, 64}, []int64{1, 64, 0}}, // expand
-		{[]int64{2, 4096, 2048}, []int64{1, 2, 8192}}, // no tile fits: element gather
+		{[]int64{4096, 4096}, []int64{1, 4096}},       // Fortran order
+		{[]int64{4096, 4096}, []int64{4096, 1}},       // contiguous
+		{[]int64{64, 4096, 64}, []int64{1, 64, 0}},    // expand
+		{[]int64{2, 4096, 2048}, []int64{1, 2, 8192}}, // the stride-1 dim's tile is too big: tiles along dim 1
 	} {
 		var before, after runtime.MemStats
 		runtime.GC()

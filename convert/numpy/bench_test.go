@@ -1,5 +1,7 @@
 package numpy
 
+// Streaming throughput of the .npy reader.
+
 import (
 	"context"
 	"io"

@@ -1,5 +1,7 @@
 package numpy
 
+// Fuzz targets for the .npy header parser and the .npy/.npz opener.
+
 import (
 	"bytes"
 	"context"

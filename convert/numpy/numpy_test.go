@@ -1,5 +1,8 @@
 package numpy
 
+// Tests of the .npy and .npz reader against numpy's own reading of the
+// fixtures generate.py writes, plus header parsing, truncation and hostile inputs.
+
 import (
 	"bytes"
 	"context"

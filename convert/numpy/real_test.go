@@ -1,5 +1,7 @@
 package numpy
 
+// Tests on real files published by numpy users (skipped without ../shared).
+
 import (
 	"testing"
 

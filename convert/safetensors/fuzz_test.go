@@ -1,5 +1,7 @@
 package safetensors
 
+// Fuzz target for the safetensors header parser and tensor streams.
+
 import (
 	"context"
 	"errors"

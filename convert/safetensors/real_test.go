@@ -1,5 +1,7 @@
 package safetensors
 
+// Tests on a real safetensors file (skipped without ../shared).
+
 import (
 	"testing"
 

@@ -1,5 +1,7 @@
 package shardindex
 
+// Tests and a fuzz target for the shard index parser.
+
 import (
 	"errors"
 	"fmt"

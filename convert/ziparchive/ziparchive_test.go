@@ -1,5 +1,7 @@
 package ziparchive
 
+// Tests of the zip safety checks: names, sizes, ratios, CRCs, I/O errors.
+
 import (
 	"archive/zip"
 	"bytes"
