@@ -296,3 +296,58 @@ func TestStridedMemoryIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStrided: any view either matches the naive gather or is refused with
+// ErrInvalid before reading.
+func FuzzStrided(f *testing.F) {
+	f.Add([]byte{2, 4, 5, 3, 1, 5, 0})
+	f.Add([]byte{3, 8, 4, 5, 6, 1, 4, 20, 3})
+	f.Add([]byte{4, 4, 2, 8, 3, 3, 72, 1, 24, 8, 0})
+	region := randRegion(1 << 14)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 3 {
+			return
+		}
+		rank := int(b[0]) % 6
+		isz := []int{1, 2, 4, 8, 3}[int(b[1])%5]
+		b = b[2:]
+		if len(b) < 2*rank+1 {
+			return
+		}
+		shape := make([]int64, rank)
+		strides := make([]int64, rank)
+		for k := range shape {
+			shape[k] = int64(b[k] % 9)
+			strides[k] = int64(int8(b[rank+k]))
+		}
+		base := int64(b[2*rank]) * 7
+		rc, err := OpenStrided(bytes.NewReader(region), base, isz, shape, strides)
+		lo, hi, n := base, base, int64(1)
+		for k := range shape {
+			n *= shape[k]
+			if shape[k] > 1 {
+				if strides[k] > 0 {
+					hi += strides[k] * (shape[k] - 1)
+				} else {
+					lo += strides[k] * (shape[k] - 1)
+				}
+			}
+		}
+		if n > 0 && (lo < 0 || (hi+1)*int64(isz) > int64(len(region))) {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("out-of-range view %v/%v base %d accepted: %v", shape, strides, base, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("view %v/%v base %d: %v", shape, strides, base, err)
+		}
+		got, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := naiveStrided(region, base, isz, shape, strides); !bytes.Equal(got, want) {
+			t.Fatalf("view %v/%v base %d isz %d differs", shape, strides, base, isz)
+		}
+	})
+}
