@@ -16,6 +16,10 @@ type Format struct {
 	// look further into src. Extensions are never trusted alone.
 	Match func(src Source, head []byte) bool
 	Open  func(ctx context.Context, src Source, lim Limits) (Checkpoint, error)
+	// Generic marks a format recognised by a shape many files share (any
+	// pickle, a protobuf that parses) rather than a magic number: detection
+	// tries it only after every format with a distinctive magic.
+	Generic bool
 }
 
 // HeadSize is how many leading bytes detection reads.
@@ -24,9 +28,16 @@ const HeadSize = 4096
 var formats []Format
 
 // Register adds a format; format packages call it from init. Detection tries
-// formats in registration order (the order of imports in convert/all).
+// the formats with a distinctive magic first, then the generic ones, each
+// group by name, so the order never depends on package initialisation.
 func Register(f Format) {
 	formats = append(formats, f)
+	sort.SliceStable(formats, func(i, j int) bool {
+		if formats[i].Generic != formats[j].Generic {
+			return !formats[i].Generic
+		}
+		return formats[i].Name < formats[j].Name
+	})
 }
 
 // Formats lists the registered format names, sorted.

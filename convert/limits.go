@@ -27,7 +27,7 @@ func (l Limits) Defaults() Limits {
 	def(&l.MaxHeaderBytes, 100<<20)
 	defi(&l.MaxTensors, 1_000_000)
 	def(&l.MaxTempBytes, 64<<30)
-	def(&l.MaxInflateRatio, 1000)
+	def(&l.MaxInflateRatio, 1100) // deflate tops out near 1032:1 (all zeros)
 	def(&l.MaxInflateBytes, 64<<30)
 	defi(&l.MaxPickleMemo, 1_000_000)
 	defi(&l.MaxPickleDepth, 1000)

@@ -1,5 +1,5 @@
-// Package all registers every checkpoint format, in detection order: formats
-// with a specific magic first, generic containers (zip, pickle) after.
+// Package all registers every checkpoint format (convert.Register orders
+// detection: formats with a distinctive magic first, generic ones after).
 package all
 
 import (

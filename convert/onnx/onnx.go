@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	convert.Register(convert.Format{Name: "onnx", Match: Match, Open: Open})
+	convert.Register(convert.Format{Name: "onnx", Match: Match, Open: Open, Generic: true})
 }
 
 // Match recognises a ModelProto: ONNX has no magic, but every writer puts

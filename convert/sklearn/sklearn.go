@@ -45,7 +45,7 @@ import (
 )
 
 func init() {
-	convert.Register(convert.Format{Name: "sklearn", Match: Match, Open: Open})
+	convert.Register(convert.Format{Name: "sklearn", Match: Match, Open: Open, Generic: true})
 }
 
 // torchLegacyMagic starts a PyTorch legacy (non-zip) file: protocol 2, then
