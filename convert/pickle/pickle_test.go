@@ -378,9 +378,9 @@ func TestBoundMethodIsRecorded(t *testing.T) {
 // pathlib.Path) are recorded as inert objects, never made.
 func TestUnknownCallsStayInert(t *testing.T) {
 	for data, want := range map[string]string{
-		"(S'x'\nimymod\nThing\n.":       `mymod.Thing("x")`,
-		"(cmymod\nThing\nS'x'\no.":      `mymod.Thing("x")`,
-		"cmymod\nrun\n(S'x'\ntR.":        `mymod.run("x")`,
+		"(S'x'\nimymod\nThing\n.":         `mymod.Thing("x")`,
+		"(cmymod\nThing\nS'x'\no.":        `mymod.Thing("x")`,
+		"cmymod\nrun\n(S'x'\ntR.":         `mymod.run("x")`,
 		"cpathlib\nPosixPath\n(S'd'\ntR.": `pathlib.PosixPath("d")`,
 	} {
 		v, err := Unmarshal(cat(data), Options{})
