@@ -109,6 +109,9 @@ func (b *builder) v3tree(root *hdf5.Object) (*v3node, error) {
 			if err != nil {
 				return nil, err
 			}
+			if child == nil {
+				continue
+			}
 			cpath := join(path, l.Name)
 			switch {
 			case child.IsGroup():

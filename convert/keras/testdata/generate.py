@@ -22,6 +22,13 @@ model's layers first, then its attributes sorted by name (private last);
 _save_container_state names list members by to_snake_case(class name) with
 _1, _2 ... counters; H5IOStore/H5Entry put each saveable's variables in
 <path>/vars/<i> (newer releases add a "name" attribute on the vars group).
+Keras 2.13-2.15 .keras files keep the model's layers under
+_layer_checkpoint_dependencies instead (keras213.keras).
+
+Also written: ../internal/hdf5/testdata (every HDF5 storage layout h5py
+makes, for the reader's own tests, and small seeds for its fuzz target) and
+../../../testdata/hostile/keras-* (bad inputs with the message each must give).
+Objects are written without timestamps, so every run gives identical bytes.
 """
 
 import hashlib
