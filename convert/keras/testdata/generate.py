@@ -654,6 +654,26 @@ def hostile_files():
         g.create_group("dense").create_dataset("dense/kernel:0", data=arr((2, 2)))
     with open(tmp, "rb") as f:
         hostile("keras-no-layer-names.h5", f.read(), "no layer_names attribute")
+    # a tiny file declaring a never-written 4 TiB weight: refused, not streamed as fill
+    with h5file(tmp) as f:
+        save_weights_to_hdf5_group(f, [L("dense", "Dense")], "2.4.0")
+        f["dense"].attrs["weight_names"] = [b"dense/kernel:0"]
+        f["dense"].create_dataset("dense/kernel:0", shape=(1 << 20, 1 << 20), dtype="f4")
+    with open(tmp, "rb") as f:
+        hostile("keras-unwritten-huge.h5", f.read(), "declares 4398046511104 bytes of values")
+    # a compression filter the reader does not have (h5py's built-in LZF)
+    with h5file(tmp) as f:
+        save_weights_to_hdf5_group(f, [L("dense", "Dense", [("dense/kernel:0", np.zeros((8, 8), "f4"), dict(chunks=(4, 4), compression="lzf"))])], "2.4.0")
+    with open(tmp, "rb") as f:
+        hostile("keras-lzf-filter.h5", f.read(), "compression filter 32000 (lzf) is not supported")
+    # a libver="latest" file with a damaged object header: its checksum fails
+    with h5file(tmp, "latest") as f:
+        save_weights_to_hdf5_group(f, [L("dense", "Dense", [("dense/kernel:0", arr((2, 2)))])], "2.4.0")
+    with open(tmp, "rb") as f:
+        data = bytearray(f.read())
+    i = data.index(b"OHDR", data.index(b"OHDR") + 4)  # the second object header
+    data[i + 12] ^= 0xFF
+    hostile("keras-bad-checksum.h5", bytes(data), "checksum mismatch")
     os.remove(tmp)
     meta = json.dumps({"keras_version": "3.9.2", "date_saved": "2025-05-19@18:57:43"})
     cfg = json.dumps({"module": "keras", "class_name": "Sequential", "config": {"name": "sequential", "layers": []}})

@@ -9,6 +9,7 @@ import (
 	"container/list"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/zlib"
@@ -116,6 +117,12 @@ func (d *Dataset) Check() error {
 		}
 		if l.addr != undefAddr && !d.f.inFile(l.addr, 1) {
 			return bad("chunk index at %#x is outside the file (%d bytes; truncated?)", l.addr, d.f.size-d.f.base)
+		}
+		for _, fl := range d.filters {
+			// an optional filter (flag bit 0) may have been skipped on every chunk
+			if fl.id > 3 && fl.flags&1 == 0 {
+				return bad("%s", unsupportedFilter(fl))
+			}
 		}
 	case layoutVirtual:
 		return bad("virtual datasets are not supported")
@@ -703,9 +710,9 @@ func (cr *chunkReader) chunkData(s []uint64) ([]byte, error) {
 	if cr.d.lay.noFilterEdge && cr.partial(s) {
 		filters = nil
 	}
-	data, err := unfilter(raw, filters, e.mask, int(cr.chunkBytes), cr.d.Type.Size)
-	if err != nil {
-		return nil, bad("chunk %v: %v", s, err)
+	data, fe := unfilter(raw, filters, e.mask, int(cr.chunkBytes), cr.d.Type.Size)
+	if fe != nil {
+		return nil, bad("chunk %v: %s", s, fe.msg)
 	}
 	cr.cache.put(key, data)
 	return data, nil
@@ -720,8 +727,13 @@ func (cr *chunkReader) partial(s []uint64) bool {
 	return false
 }
 
+// filterError says why a chunk could not be decoded.
+type filterError struct{ msg string }
+
+func ferr(format string, a ...any) *filterError { return &filterError{fmt.Sprintf(format, a...)} }
+
 // unfilter undoes the filter pipeline (last filter first); the result must be exactly want bytes.
-func unfilter(b []byte, fs []filter, mask uint32, want, esize int) ([]byte, error) {
+func unfilter(b []byte, fs []filter, mask uint32, want, esize int) ([]byte, *filterError) {
 	for i := len(fs) - 1; i >= 0; i-- {
 		if mask&(1<<uint(i)) != 0 {
 			continue
@@ -731,17 +743,17 @@ func unfilter(b []byte, fs []filter, mask uint32, want, esize int) ([]byte, erro
 		case 1: // deflate
 			zr, err := zlib.NewReader(bytes.NewReader(b))
 			if err != nil {
-				return nil, bad("deflate data is corrupt (%v)", err)
+				return nil, ferr("deflate data is corrupt (%v)", err)
 			}
 			limit := want + 8*len(fs)
 			// deflate expands at most about 1032:1; size the buffer by that, not by the header
 			out := bytes.NewBuffer(make([]byte, 0, min(limit, 1100*len(b)+4096)))
 			n, err := io.Copy(out, io.LimitReader(zr, int64(limit)+1))
 			if err != nil {
-				return nil, bad("deflate data is corrupt (%v)", err)
+				return nil, ferr("deflate data is corrupt (%v)", err)
 			}
 			if n > int64(limit) {
-				return nil, bad("deflate data inflates past the chunk's %d bytes", want)
+				return nil, ferr("deflate data inflates past the chunk's %d bytes", want)
 			}
 			b = out.Bytes()
 		case 2: // shuffle
@@ -752,31 +764,35 @@ func unfilter(b []byte, fs []filter, mask uint32, want, esize int) ([]byte, erro
 			b = unshuffle(b, size)
 		case 3: // fletcher32
 			if len(b) < 4 {
-				return nil, bad("fletcher32 chunk shorter than its checksum")
+				return nil, ferr("fletcher32 chunk shorter than its checksum")
 			}
 			n := len(b) - 4
 			stored := binary.LittleEndian.Uint32(b[n:])
 			sum := fletcher32(b[:n])
 			swapped := sum>>24 | (sum>>8)&0xff00 | (sum<<8)&0xff0000 | sum<<24
 			if stored != sum && stored != swapped {
-				return nil, bad("fletcher32 checksum mismatch (corrupt data)")
+				return nil, ferr("fletcher32 checksum mismatch (corrupt data)")
 			}
 			b = b[:n]
 		default:
-			name := fl.name
-			if name == "" {
-				name = knownFilters[fl.id]
-			}
-			if name == "" {
-				name = "unregistered"
-			}
-			return nil, bad("compression filter %d (%s) is not supported (only deflate, shuffle and fletcher32)", fl.id, name)
+			return nil, ferr("%s", unsupportedFilter(fl))
 		}
 	}
 	if len(b) != want {
-		return nil, bad("decoded chunk has %d bytes, want %d", len(b), want)
+		return nil, ferr("decoded chunk has %d bytes, want %d", len(b), want)
 	}
 	return b, nil
+}
+
+func unsupportedFilter(fl filter) string {
+	name := fl.name
+	if name == "" {
+		name = knownFilters[fl.id]
+	}
+	if name == "" {
+		name = "unregistered"
+	}
+	return fmt.Sprintf("compression filter %d (%s) is not supported (only deflate, shuffle and fletcher32)", fl.id, name)
 }
 
 var knownFilters = map[uint16]string{4: "szip", 5: "nbit", 6: "scaleoffset", 32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32015: "zstd"}
