@@ -536,6 +536,7 @@ def layouts_file(path, libver, userblock=0):
     """Every storage the reader supports, with small data: each dataset's
     sha256 is of its bytes as stored (file byte order), C order."""
     exp = {"datasets": {}, "attrs": {}}
+    RS = np.random.RandomState(7)  # its own stream: fixtures elsewhere can change without moving these
     with h5file(path, libver, userblock) as f:
         def ds(name, data, **kw):
             d = f.create_dataset(name, data=data, **kw)
@@ -635,6 +636,8 @@ def hostile(name, data, err):
 
 
 def hostile_files():
+    global RS
+    RS = np.random.RandomState(11)  # its own stream, as for the layouts
     os.makedirs(HOSTILE, exist_ok=True)
     tmp = os.path.join(HERE, "tmp.h5")
     # a legacy file cut short
