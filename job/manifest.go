@@ -228,8 +228,12 @@ func expandGlob(ctx context.Context, e Entry) ([]Entry, error) {
 	return out, nil
 }
 
-// replaceKey swaps the key inside a URI.
+// replaceKey swaps the key inside a URI. A local path's key is its absolute
+// path without the leading "/" (storage.OpenURI), whatever the path says.
 func replaceKey(uri, oldKey, newKey string) string {
+	if !schemeRE.MatchString(uri) {
+		return "/" + newKey
+	}
 	p, q := splitQuery(uri)
 	return strings.TrimSuffix(p, oldKey) + newKey + q
 }
