@@ -61,6 +61,7 @@ func TestFixturesMatchWhatKerasWrote(t *testing.T) {
 		{"keras3_stored.keras", true, "keras3-archive", map[string]string{"keras_version": "3.9.2", "model_class": "Sequential", "optimizer_class": "Adam"}},
 		{"keras3_deflated.keras", true, "keras3-archive", map[string]string{"keras_version": "3.9.2", "date_saved": "2025-05-19@18:57:43"}},
 		{"keras213.keras", true, "keras3-archive", map[string]string{"keras_version": "2.13.1"}},
+		{"keras3_bfloat16.weights.h5", true, "keras3-weights", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -738,6 +738,27 @@ def keras213_files():
     keras3_expect(fn, out, True, False)
 
 
+def keras3_bfloat16():
+    """H5Entry.__setitem__ stores a bfloat16 variable (an ml_dtypes array,
+    which h5py writes as 2-byte opaque data) with a "dtype" attribute."""
+    fn = "keras3_bfloat16.weights.h5"
+    rs = np.random.RandomState(3)
+    f32 = rs.standard_normal((3, 4)).astype("<f4")
+    bf16 = (f32.view("<u4") >> 16).astype("<u2")  # truncated to bfloat16 bits
+    bias = rs.standard_normal(4).astype("<f4")
+    with h5file(os.path.join(HERE, fn)) as f:
+        g = f.create_group("layers/dense/vars")
+        g.attrs["name"] = "dense"
+        ds = g.create_dataset("0", data=bf16.view("V2"))
+        ds.attrs["dtype"] = "bfloat16"
+        g["1"] = bias
+        f.create_group("vars")
+    EXPECTED[fn] = {"skipped": [], "tensors": [
+        {"name": "dense/vars/0", "dtype": "bfloat16", "shape": [3, 4], "sha256": hashlib.sha256(bf16.tobytes()).hexdigest(),
+         "layer_type": "", "path": "layers/dense/vars/0"},
+        {"name": "dense/vars/1", "dtype": "float32", "shape": [4], "sha256": sha(bias), "layer_type": "", "path": "layers/dense/vars/1"}]}
+
+
 def main():
     for f in os.listdir(HERE):
         if f.endswith((".h5", ".keras")):
@@ -745,6 +766,7 @@ def main():
     legacy_files()
     keras3_files()
     keras213_files()
+    keras3_bfloat16()
     hostile_files()
     layouts_files()
     with open(os.path.join(HERE, "expected.json"), "w") as f:
