@@ -20,6 +20,7 @@ const (
 	FaultRead   FaultOp = "read"   // a read body breaks after Fault.AfterBytes bytes
 	FaultWrite  FaultOp = "write"  // an upload's data stops after Fault.AfterBytes bytes
 	FaultClose  FaultOp = "close"  // an upload fails when its data ends, before it is published
+	FaultCommit FaultOp = "commit" // an upload is published, then reports failure (a lost response)
 	FaultDelete FaultOp = "delete" // Delete fails
 	FaultList   FaultOp = "list"   // List fails
 )
@@ -130,6 +131,11 @@ func (fb *faultBackend) Upload(ctx context.Context, key string, r io.Reader, con
 		r = &breakingReader{rc: io.NopCloser(r), left: f.AfterBytes, err: err}
 	} else if _, err := fb.check(FaultClose, key); err != nil {
 		r = &failAtEOF{r: r, err: err}
+	} else if _, err := fb.check(FaultCommit, key); err != nil {
+		if uerr := fb.be.Upload(ctx, key, r, contentType); uerr != nil {
+			return uerr
+		}
+		return err
 	}
 	return fb.be.Upload(ctx, key, r, contentType)
 }

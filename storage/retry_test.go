@@ -176,13 +176,15 @@ func TestRetryBackoffIsExponentialWithJitter(t *testing.T) {
 }
 
 // A streamed write cannot be replayed: the writer fails with a transient
-// error, leaves nothing, and the caller writes the object again.
+// error, leaves nothing, and the caller writes the object again. That holds
+// even when the store published the object but the response was lost
+// (FaultCommit): Close removes what it cannot confirm.
 func TestStreamedWriteFailsTransientlyAndIsRedone(t *testing.T) {
 	for _, bc := range backends(t) {
 		t.Run(bc.name, func(t *testing.T) {
 			base, p := bc.open(t)
 			ctx := context.Background()
-			for _, op := range []FaultOp{FaultWrite, FaultClose} {
+			for _, op := range []FaultOp{FaultWrite, FaultClose, FaultCommit} {
 				f := &Fault{Op: op, Key: "part-", Times: 1, AfterBytes: 3 << 20}
 				b := WithRetry(WithFaults(base, f), RetryPolicy{Sleep: (&noSleep{}).Sleep})
 				data := randomBytes(t, 6<<20)

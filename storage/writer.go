@@ -4,7 +4,10 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sync/atomic"
+	"time"
 )
 
 // errAborted is what the backend's reader returns after Abort.
@@ -23,12 +26,15 @@ var errUploadEnded = errors.New("upload ended before the writer was closed")
 // A streamed write is not retried: on error, Abort it and write it again.
 type Writer struct {
 	b       *Bucket
+	ctx     context.Context
 	key     string
 	pw      *io.PipeWriter
 	cancel  context.CancelFunc
 	done    chan struct{}
 	err     error // the upload's result, set before done closes
 	written int64
+	started time.Time
+	sawEOF  atomic.Bool // the backend read the end of the data: it may have committed
 	closed  bool
 }
 
@@ -38,12 +44,28 @@ func (b *Bucket) Create(ctx context.Context, key, contentType string) (*Writer, 
 	if err := ctx.Err(); err != nil {
 		return nil, b.wrap("write", key, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	// The upload runs on its own context. The caller's context ending aborts
+	// it while data is still coming; once all the data has been handed over
+	// the commit is let finish (within commitGrace), because a commit request
+	// cancelled in flight has an unknown outcome: the store may publish the
+	// object after the client gave up, and after any clean-up ran.
+	uctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	pr, pw := io.Pipe()
-	w := &Writer{b: b, key: key, pw: pw, cancel: cancel, done: make(chan struct{})}
+	w := &Writer{b: b, ctx: ctx, key: key, pw: pw, cancel: cancel, done: make(chan struct{}), started: time.Now()}
+	stop := context.AfterFunc(ctx, func() {
+		if !w.sawEOF.Load() {
+			cancel()
+			return
+		}
+		time.AfterFunc(commitGrace, cancel)
+	})
 	go func() {
 		defer close(w.done)
-		err := b.be.Upload(ctx, key, pr, contentType)
+		defer stop()
+		err := b.be.Upload(uctx, key, &eofReader{r: pr, eof: &w.sawEOF}, contentType)
+		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
 		if err == nil {
 			// Upload must consume everything; if it returned early, the
 			// writer's next Write fails rather than blocking forever.
@@ -54,6 +76,20 @@ func (b *Bucket) Create(ctx context.Context, key, contentType string) (*Writer, 
 		}
 	}()
 	return w, nil
+}
+
+// eofReader records that the end of the data was read.
+type eofReader struct {
+	r   io.Reader
+	eof *atomic.Bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof.Store(true)
+	}
+	return n, err
 }
 
 // Write appends p to the object.
@@ -77,16 +113,50 @@ func (w *Writer) Write(p []byte) (int, error) {
 func (w *Writer) Written() int64 { return w.written }
 
 // Close publishes the object and returns the upload's result. If it fails,
-// nothing was published.
+// nothing from this writer is visible: when the failure came after all the
+// data was sent (a cancelled or lost commit response), the store may have
+// published the object anyway, so Close removes it again.
 func (w *Writer) Close() error {
 	if w.closed {
 		return w.err
 	}
 	w.closed = true
+	if err := w.ctx.Err(); err != nil {
+		// Cancelled before Close: an abort, as with gocloud's writers.
+		w.cancel()
+		w.pw.CloseWithError(err)
+		<-w.done
+		if w.err == nil {
+			w.err = w.b.wrap("write", w.key, context.Cause(w.ctx))
+		}
+		return w.err
+	}
 	w.pw.Close()
 	<-w.done
 	w.cancel()
+	if w.err != nil && w.sawEOF.Load() {
+		w.unpublish()
+	}
 	return w.err
+}
+
+// commitGrace is how long a commit may still run after the caller's context
+// ends (a job has 10 s from SIGTERM to exit).
+const commitGrace = 5 * time.Second
+
+// unpublishTimeout bounds the clean-up after an ambiguous commit.
+const unpublishTimeout = 30 * time.Second
+
+// unpublish deletes the key if it holds what this writer sent: same size,
+// written after the writer started (allowing for clock skew with the store).
+func (w *Writer) unpublish() {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), unpublishTimeout)
+	defer cancel()
+	a, err := w.b.be.Stat(ctx, w.key)
+	if err != nil || a.Size != w.written || a.ModTime.Before(w.started.Add(-5*time.Minute)) {
+		return
+	}
+	w.b.be.Delete(ctx, w.key)
 }
 
 // Abort discards the object. It waits until the store has cleaned up.
