@@ -389,3 +389,54 @@ func e2eGzipCheck(data []byte) (int64, error) {
 	}
 	return io.Copy(io.Discard, zr)
 }
+
+// e2eSafetensors builds a safetensors file of n float32 tensors of m values each.
+func e2eSafetensors(n, m int) []byte {
+	var hdr strings.Builder
+	hdr.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			hdr.WriteString(",")
+		}
+		fmt.Fprintf(&hdr, `"layers.%d.weight":{"dtype":"F32","shape":[%d],"data_offsets":[%d,%d]}`, i, m, i*m*4, (i+1)*m*4)
+	}
+	hdr.WriteString("}")
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, uint64(hdr.Len()))
+	b.WriteString(hdr.String())
+	b.Write(make([]byte, n*m*4))
+	return b.Bytes()
+}
+
+// inspect of a large remote checkpoint fetches its headers, not its data.
+func TestInspectFetchesOnlyHeaders(t *testing.T) {
+	files := map[string][]byte{
+		"big.safetensors": e2eSafetensors(200, 64<<10),                                              // 50 MiB
+		"big.npy":         e2eNpyBytes("(4096, 2048)", 4096*2048, func(i int) float32 { return 0 }), // 32 MiB
+	}
+	for _, be := range e2eBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			root := be.root(t)
+			for name, data := range files {
+				uri := e2eWithKey(root, name)
+				e2ePut(t, uri, data)
+				code, stdout, stderr := ckpt2csv(t, "inspect", "--json", uri)
+				if code != exitOK {
+					t.Fatalf("inspect %s: exit %d\n%s", name, code, stderr)
+				}
+				var got struct {
+					Size      int64 `json:"size"`
+					BytesRead int64 `json:"bytes_read"`
+					Requests  int64 `json:"requests"`
+				}
+				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+					t.Fatalf("inspect --json: %v\n%s", err, stdout)
+				}
+				t.Logf("inspect %s (%d MiB): %d requests, %d KiB read", name, got.Size>>20, got.Requests, got.BytesRead>>10)
+				if got.Requests > 2 || got.BytesRead > 2<<20 {
+					t.Errorf("inspect %s: %d requests, %d bytes read; want at most 2 requests and 2 MiB", name, got.Requests, got.BytesRead)
+				}
+			}
+		})
+	}
+}
