@@ -3,6 +3,7 @@ package convert
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -28,7 +29,9 @@ func newCompressor(kind string) (*compressor, error) {
 	switch kind {
 	case "none", "gzip":
 	case "zstd":
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+		// EncodeAll runs at most "concurrency" frames at once: one per core
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
 		if err != nil {
 			return nil, err
 		}
