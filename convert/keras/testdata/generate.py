@@ -556,6 +556,10 @@ def layouts_file(path, libver, userblock=0):
         ds("chunked/many", RS.standard_normal(1100).astype("f4"), chunks=(1,))
         ds("chunked/unlimited", a, chunks=(8, 5), maxshape=(None, None), compression="gzip")
         ds("chunked/maxshape", a, chunks=(8, 5), maxshape=(40, 30))
+        # one unlimited dimension: an extensible array index under "latest",
+        # past its index block's data blocks into super blocks
+        ds("chunked/unlimited_rows", np.arange(600, dtype="<i2"), chunks=(1,), maxshape=(None,))
+        ds("chunked/unlimited_cols", RS.standard_normal((5, 40)).astype("<f4"), chunks=(2, 3), maxshape=(5, None), compression="gzip")
         d = f.create_dataset("chunked/sparse", shape=(10, 10), dtype="f4", chunks=(4, 4), fillvalue=7.5)
         d[0:4, 0:4] = 1
         full = np.full((10, 10), 7.5, "f4")

@@ -348,7 +348,7 @@ func (d *Dataset) chunked() (*chunkReader, error) {
 	case idxFixedArr:
 		err = cr.fixedArrayIndex()
 	case idxExtArr:
-		return nil, bad("extensible-array chunk indexes (datasets with an unlimited dimension) are not supported")
+		err = cr.extensibleArrayIndex()
 	default:
 		return nil, bad("chunk index type %d is not supported", l.index)
 	}

@@ -16,10 +16,11 @@
 // table) and new-style (compact and dense) groups; compact and dense
 // attributes; fixed-length and variable-length strings; fixed-point, float,
 // enum, opaque, string and variable-length datatypes; compact, contiguous and
-// chunked layouts with B-tree v1, single-chunk, implicit, fixed-array and
-// B-tree v2 chunk indexes; the deflate, shuffle and fletcher32 filters.
-// Anything else (extensible-array chunk indexes, virtual datasets, shared
-// message tables, other filters, huge fractal-heap objects) is a clear error.
+// chunked layouts with B-tree v1, single-chunk, implicit, fixed-array,
+// extensible-array and B-tree v2 chunk indexes; the deflate, shuffle and
+// fletcher32 filters. Anything else (virtual datasets, external storage,
+// shared message tables, filtered fractal heaps, other filters such as szip,
+// LZF or Blosc) is a clear error.
 //
 // Limits: every structure must lie inside the file; every record read is
 // bounds-checked; object headers, B-tree nodes, heap blocks and continuation
