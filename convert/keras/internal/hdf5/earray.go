@@ -21,7 +21,7 @@ type earray struct {
 	iblkSblks   int    // super blocks whose data blocks the index block points to
 	ndblkAddrs  int
 	sblk        []struct{ ndblks, dblkElems, startIdx, startDblk uint64 }
-	offBytes    int // block offset field in data and super blocks
+	offBytes    int               // block offset field in data and super blocks
 	blocks      map[uint64][]byte // verified data blocks, by address
 }
 
