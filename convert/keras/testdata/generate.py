@@ -615,6 +615,7 @@ def layouts_files():
             f.create_dataset("c", data=np.arange(16, dtype="<f4").reshape(4, 4), chunks=(2, 3), compression="gzip", shuffle=True)
             f.create_dataset("d", data=np.arange(6, dtype=">i2"))
             f.create_dataset("e", data=np.arange(12, dtype="<f2"), chunks=(5,), fletcher32=True)
+            f.create_dataset("u", data=np.arange(40, dtype="<i2"), chunks=(2,), maxshape=(None,))
             g = f.create_group("g")
             g.attrs["layer_names"] = [b"a", b"bb"]
             g.attrs["v"] = ["x", "yz"]
