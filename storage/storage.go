@@ -10,6 +10,17 @@
 // Credentials come only from each cloud's standard environment variables and
 // credential chains (the gocloud URL openers); URIs in messages, reports and
 // sidecars go through URI, which removes userinfo and secret query values.
+//
+// Typical use:
+//
+//	b, key, err := storage.OpenURI(ctx, uri)           // a shared client per cloud bucket
+//	b = storage.WithRetry(b, storage.RetryPolicy{})    // transient errors retried with backoff
+//	obj, err := b.Object(ctx, key)                     // a convert.Source; Close it when done
+//	w, err := b.Create(ctx, outKey, "text/csv")        // Write..., then Close (publish) or Abort
+//
+// Tests inject failures with WithFaults, and prove aborts clean up with
+// PendingUploads. scripts/storage-servers.sh starts loopback S3, GCS and
+// Azure servers and exports CKPT2CSV_TEST_S3/_GCS/_AZURE for the suites.
 package storage
 
 import (
