@@ -48,7 +48,23 @@ type Task struct {
 	start      time.Time
 	done       atomic.Int64
 	lastEvent  time.Time // guarded by p.mu
+	// recent (time, done) samples, one per tick, guarded by p.mu: the rate is
+	// taken over the last few seconds, not since the start, which counts
+	// opening the file and filling the pipeline.
+	samples [rateSamples]sample
+	nsample int
 }
+
+type sample struct {
+	t    time.Time
+	done int64
+}
+
+const (
+	rateSamples = 40               // at most one per tick
+	rateWindow  = 10 * time.Second // the rate is over about this long
+	etaAfter    = 2 * time.Second  // no ETA before: the first rates say little
+)
 
 // liveRefresh is how often live lines are redrawn.
 const liveRefresh = 250 * time.Millisecond
@@ -162,6 +178,9 @@ func (p *Progress) tick() {
 	if p.closed {
 		return
 	}
+	for _, t := range p.tasks {
+		t.sample(now)
+	}
 	if p.live {
 		if len(p.tasks) > 0 || p.drawn > 0 {
 			p.out.Write(p.drawLocked(p.eraseLocked(nil), now))
@@ -190,20 +209,41 @@ type snapshot struct {
 	eta     time.Duration // -1 when unknown
 }
 
+// sample records the count at a tick (p.mu held).
+func (t *Task) sample(now time.Time) {
+	t.samples[t.nsample%rateSamples] = sample{now, t.done.Load()}
+	t.nsample++
+}
+
+// rate is values per second over the recent samples, or since the start
+// while they span less than a second (p.mu held).
+func (t *Task) rate(now time.Time, done int64) float64 {
+	n := min(t.nsample, rateSamples)
+	for k := n; k > 0; k-- {
+		old := t.samples[(t.nsample-k)%rateSamples]
+		if dt := now.Sub(old.t); dt <= rateWindow && dt >= time.Second {
+			return float64(done-old.done) / dt.Seconds()
+		}
+	}
+	if el := now.Sub(t.start).Seconds(); el > 0 {
+		return float64(done) / el
+	}
+	return 0
+}
+
 func (t *Task) snapshot(now time.Time) snapshot {
 	s := snapshot{done: t.done.Load(), eta: -1}
 	if t.total > 0 {
 		s.percent = min(100, 100*float64(s.done)/float64(t.total))
 	}
-	el := now.Sub(t.start).Seconds()
-	if el <= 0 || s.done <= 0 {
+	rate := t.rate(now, s.done) // values per second
+	if rate <= 0 {
 		return s
 	}
-	rate := float64(s.done) / el // values per second
 	if t.total > 0 {
 		s.mbps = rate * float64(t.totalBytes) / float64(t.total) / 1e6
 	}
-	if left := t.total - s.done; left >= 0 {
+	if left := t.total - s.done; left >= 0 && now.Sub(t.start) >= etaAfter {
 		if sec := float64(left) / rate; sec < 1e7 { // past that, "unknown" says more
 			s.eta = time.Duration(sec * float64(time.Second))
 		}

@@ -106,6 +106,7 @@ func TestLogProgressWritesAnEventPerCheckpointEveryInterval(t *testing.T) {
 	if out.Len() != 0 {
 		t.Fatalf("event before the interval: %s", out.String())
 	}
+	task.Add(50) // the rate is over the last ticks: 50 values in the last second
 	clock.t = clock.t.Add(time.Second)
 	p.tick()
 	var ev struct {
@@ -122,7 +123,7 @@ func TestLogProgressWritesAnEventPerCheckpointEveryInterval(t *testing.T) {
 	want := ev
 	want.Level, want.Message, want.Checkpoint = "info", "progress", "ckpt.pt"
 	// 200 B/s is 0.0 MB/s to one decimal
-	want.Values, want.Total, want.Percent, want.ETASeconds, want.MBPerS, want.Duration = 250, 1000, 25, 15, 0, 5
+	want.Values, want.Total, want.Percent, want.ETASeconds, want.MBPerS, want.Duration = 300, 1000, 30, 14, 0, 5
 	if ev != want {
 		t.Errorf("event %+v, want %+v", ev, want)
 	}
@@ -139,6 +140,28 @@ func TestLogProgressWritesAnEventPerCheckpointEveryInterval(t *testing.T) {
 		t.Errorf("event for a finished export: %s", out.String())
 	}
 	p.Close()
+}
+
+func TestProgressRateIsRecentAndETAWaits(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	p := newTestProgress(true, &bytes.Buffer{}, clock)
+	task := p.Start("x", 10_000_000, 40_000_000)
+	// A fast start (a pipeline filling) and then a steady 100k values/s.
+	task.Add(1_000_000)
+	clock.t = clock.t.Add(time.Second)
+	p.tick()
+	if s := task.snapshot(clock.t); s.eta != -1 {
+		t.Errorf("ETA %v after 1 s: want none yet", s.eta)
+	}
+	for range 20 {
+		task.Add(25_000)
+		clock.t = clock.t.Add(250 * time.Millisecond)
+		p.tick()
+	}
+	s := task.snapshot(clock.t)
+	if s.mbps != 0.4 || s.eta != 85*time.Second {
+		t.Errorf("after 6 s: %.2f MB/s, ETA %v; want the recent 0.40 MB/s and 1m25s", s.mbps, s.eta)
+	}
 }
 
 func TestNilProgressShowsNothing(t *testing.T) {
