@@ -298,6 +298,10 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 	if err := dir.Delete(ctx, "metadata.json"); err != nil {
 		return err
 	}
+	// a crashed earlier run may have left temp files or multipart uploads
+	if err := r.out.Sweep(ctx, dir.prefix); err != nil {
+		return err
+	}
 	old, err := r.out.List(ctx, dir.prefix)
 	if err != nil {
 		return err

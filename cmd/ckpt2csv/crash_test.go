@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -62,10 +65,12 @@ func waitForShard(t *testing.T, out string, cmd *exec.Cmd) {
 	t.Fatal("no shard appeared within 60s")
 }
 
-// checkExports asserts that every export folder holds exactly its sidecar's
-// shards (nothing torn, duplicated or stale) and verifies, and that folders
-// without a sidecar hold nothing; it returns how many are complete.
-func checkExports(t *testing.T, out string) int {
+// checkExports asserts that every export folder with a sidecar holds exactly
+// its sidecar's shards (nothing torn, duplicated or stale) and verifies, and
+// that a folder without one holds only whole shards (each published in one
+// piece; a reader trusts none of them without the sidecar) and, after a
+// kill -9 only, a writer's temp file. It returns how many are complete.
+func checkExports(t *testing.T, out string, killed bool) int {
 	t.Helper()
 	dirs, _ := filepath.Glob(filepath.Join(out, "c*.npy"))
 	complete := 0
@@ -76,8 +81,14 @@ func checkExports(t *testing.T, out string) int {
 			names = append(names, e.Name())
 		}
 		if !slices.Contains(names, "metadata.json") {
-			if len(names) > 0 {
-				t.Errorf("%s: incomplete export left %v visible", d, names)
+			for _, n := range names {
+				if killed && strings.HasSuffix(n, ".tmp") {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(d, n))
+				if err != nil || !strings.HasPrefix(n, "part-") || !wholeGzip(b) {
+					t.Errorf("%s: incomplete export left %s visible", d, n)
+				}
 			}
 			continue
 		}
@@ -96,6 +107,28 @@ func checkExports(t *testing.T, out string) int {
 		}
 	}
 	return complete
+}
+
+func TestKill9ThenRerunCompletes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	manifest, out := crashFixture(t, 4, 1<<20)
+	args := []string{"run", "--manifest", manifest, "--out", out, "--shard-size", "2MiB", "--log-format", "json"}
+	cmd := child(args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForShard(t, out, cmd)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	before := checkExports(t, out, true)
+	if b, err := child(args...).CombinedOutput(); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, b)
+	}
+	if n := checkExports(t, out, false); n != 4 {
+		t.Errorf("%d of 4 exports complete after the rerun (%d before)", n, before)
+	}
 }
 
 func TestSigtermAbortsCleanlyWithin10s(t *testing.T) {
@@ -117,8 +150,18 @@ func TestSigtermAbortsCleanlyWithin10s(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != exitTerminated {
 		t.Errorf("exit %d, want %d", code, exitTerminated)
 	}
-	checkExports(t, out)
+	checkExports(t, out, false)
 	if reports, _ := filepath.Glob(filepath.Join(out, "_reports", "*.json")); len(reports) != 1 {
 		t.Errorf("reports: %v", reports)
 	}
+}
+
+// wholeGzip reports whether b is a complete gzip stream.
+func wholeGzip(b []byte) bool {
+	r, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return false
+	}
+	_, err = io.Copy(io.Discard, r)
+	return err == nil
 }
