@@ -91,7 +91,8 @@ func (o *Object) Attrs() Attrs { return o.attrs }
 // LocalPath is the object's file on local disk, or "" for a remote object.
 func (o *Object) LocalPath() string { return o.local }
 
-// Requests counts the read requests (range GETs) sent to the store.
+// Requests counts the read requests (range GETs) this object sent to the
+// store; reopens by a retrying bucket after a broken read are not included.
 func (o *Object) Requests() int64 { return o.requests.Load() }
 
 // BytesRead counts the bytes received from the store.
