@@ -41,7 +41,7 @@ func contentType(name string) string {
 
 // Verify checks the export at uri (OUT/ID) against its metadata.json.
 func Verify(ctx context.Context, uri string) (*convert.VerifyReport, error) {
-	b, key, err := storage.OpenURI(ctx, uri)
+	b, key, err := openBucket(ctx, uri, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ const maxManifestBytes = 256 << 20
 // ReadManifest reads and parses the manifest at uri. Relative entries are
 // resolved against the manifest's directory; globs are expanded by listing.
 func ReadManifest(ctx context.Context, uri string) ([]Entry, error) {
-	b, key, err := storage.OpenURI(ctx, uri)
+	b, key, err := openBucket(ctx, uri, nil)
 	if err != nil {
 		return nil, usagef("manifest: %v", err)
 	}
@@ -193,7 +193,7 @@ func uriPath(uri string) string {
 // expandGlob lists the bucket under the glob's fixed prefix and keeps the
 // keys it matches; * stays within a path segment, ** crosses them.
 func expandGlob(ctx context.Context, e Entry) ([]Entry, error) {
-	b, key, err := storage.OpenURI(ctx, e.URI)
+	b, key, err := openBucket(ctx, e.URI, nil)
 	if err != nil {
 		return nil, usagef("manifest entry %q: %v", storage.Redact(e.URI), err)
 	}

@@ -26,6 +26,8 @@ type Options struct {
 	CSV     convert.Options
 	Limits  convert.Limits
 	Workers int // checkpoints in flight
+	// Decorate, if set, wraps every bucket the run opens, under its retries.
+	Decorate Decorator
 	// EntryTimeout bounds the wall time of one checkpoint's export (0: none).
 	EntryTimeout time.Duration
 	Force        bool
@@ -117,7 +119,7 @@ func NewRunner(ctx context.Context, opt Options) (*Runner, error) {
 		opt.Workers = 1
 	}
 	opt.Limits = opt.Limits.Defaults()
-	b, key, err := storage.OpenURI(ctx, opt.Out)
+	b, key, err := openBucket(ctx, opt.Out, opt.Decorate)
 	if err != nil {
 		return nil, usagef("--out: %v", err)
 	}
@@ -215,6 +217,19 @@ func (r *Runner) export(ctx context.Context, it Item) *EntryReport {
 			fmt.Errorf("%w: took longer than --entry-timeout %v", errEntryTimeout, r.opt.EntryTimeout))
 	}
 	err := r.exportItem(ectx, it, er, log)
+	// Reads are retried inside storage; a shard upload is a stream that
+	// cannot be replayed, so a transient failure redoes the whole entry (its
+	// shards are removed on failure, so nothing is duplicated).
+	for attempt := 2; err != nil && attempt <= entryAttempts && !Permanent(err) && ectx.Err() == nil; attempt++ {
+		wait := time.Duration(attempt-1) * entryRetryDelay
+		log.Warn().Err(err).Int("attempt", attempt).Dur("wait", wait).Msg("transient failure, exporting again")
+		select {
+		case <-time.After(wait):
+		case <-ectx.Done():
+		}
+		*er = EntryReport{URI: er.URI, ID: er.ID}
+		err = r.exportItem(ectx, it, er, log)
+	}
 	if err != nil && errors.Is(context.Cause(ectx), errEntryTimeout) {
 		err = context.Cause(ectx)
 	}
@@ -240,6 +255,13 @@ func (r *Runner) export(ctx context.Context, it Item) *EntryReport {
 	return er
 }
 
+// entryAttempts bounds the exports of one entry that transient failures may
+// cost; entryRetryDelay grows linearly between them.
+const (
+	entryAttempts   = 3
+	entryRetryDelay = 2 * time.Second
+)
+
 // errEntryTimeout marks an export stopped by --entry-timeout; a rerun may
 // be faster (a slow store), so it is not permanent.
 var errEntryTimeout = errors.New("entry timed out")
@@ -254,7 +276,7 @@ func Permanent(err error) bool {
 }
 
 func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log zerolog.Logger) error {
-	src, obj, err := OpenSource(ctx, it.URI)
+	src, obj, err := openSource(ctx, it.URI, r.opt.Decorate)
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,31 @@ import (
 	"ckpt2csv/storage"
 )
 
+// Decorator wraps a bucket the job opens, under its retries (tests inject
+// faults with storage.WithFaults).
+type Decorator func(*storage.Bucket) *storage.Bucket
+
+// openBucket opens the bucket of uri, retrying transient storage errors.
+func openBucket(ctx context.Context, uri string, deco Decorator) (*storage.Bucket, string, error) {
+	b, key, err := storage.OpenURI(ctx, uri)
+	if err != nil {
+		return nil, "", err
+	}
+	if deco != nil {
+		b = deco(b)
+	}
+	return storage.WithRetry(b, storage.RetryPolicy{}), key, nil
+}
+
 // OpenSource opens the checkpoint object a URI names. A URI that names a
 // directory (a TensorFlow checkpoint folder or SavedModel) opens the bundle
 // index inside it. The caller closes the bucket.
 func OpenSource(ctx context.Context, uri string) (*storage.Bucket, *storage.Object, error) {
-	b, key, err := storage.OpenURI(ctx, uri)
+	return openSource(ctx, uri, nil)
+}
+
+func openSource(ctx context.Context, uri string, deco Decorator) (*storage.Bucket, *storage.Object, error) {
+	b, key, err := openBucket(ctx, uri, deco)
 	if err != nil {
 		return nil, nil, err
 	}

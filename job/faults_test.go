@@ -1,0 +1,119 @@
+package job
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"ckpt2csv/convert"
+	_ "ckpt2csv/convert/numpy"
+	"ckpt2csv/storage"
+)
+
+// writeNpy writes n float32 values as a .npy file.
+func writeNpy(t *testing.T, path string, n int) {
+	hdr := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }", n)
+	hdr += strings.Repeat(" ", 63-(10+len(hdr))%64) + "\n"
+	b := append([]byte("\x93NUMPY\x01\x00"), byte(len(hdr)), byte(len(hdr)>>8))
+	b = append(b, hdr...)
+	for i := range n {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(i)*0.5))
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFaultMatrix injects storage faults into a run of three entries: a
+// transient fault is recovered (storage retries reads and rewindable writes,
+// the job redoes an entry whose shard upload broke), a permanent one fails its
+// entry only, and nothing partial is ever left visible.
+func TestFaultMatrix(t *testing.T) {
+	permanent := storage.Permanent(errors.New("access denied"))
+	for _, tc := range []struct {
+		name   string
+		fault  storage.Fault
+		failed string // the entry that must fail, or ""
+	}{
+		{"transient stat", storage.Fault{Op: storage.FaultStat, Key: "a.npy", Times: 1}, ""},
+		{"transient open", storage.Fault{Op: storage.FaultOpen, Key: "b.npy", Times: 2}, ""},
+		{"transient read mid-body", storage.Fault{Op: storage.FaultRead, Key: "c.npy", Times: 1, AfterBytes: 5000}, ""},
+		{"transient shard write", storage.Fault{Op: storage.FaultWrite, Key: "b.npy/part-00001", Times: 1, AfterBytes: 100}, ""},
+		{"transient shard close", storage.Fault{Op: storage.FaultClose, Key: "a.npy/part-00000", Times: 1}, ""},
+		{"lost commit response", storage.Fault{Op: storage.FaultCommit, Key: "c.npy/part-00002", Times: 1}, ""},
+		{"transient sidecar write", storage.Fault{Op: storage.FaultClose, Key: "b.npy/metadata.json", Times: 2}, ""},
+		{"permanent read", storage.Fault{Op: storage.FaultRead, Key: "a.npy", AfterBytes: 100, Err: permanent}, "a.npy"},
+		{"permanent shard write", storage.Fault{Op: storage.FaultWrite, Key: "b.npy/part-00001", Err: permanent}, "b.npy"},
+		{"never-clearing transient write", storage.Fault{Op: storage.FaultWrite, Key: "c.npy/part-00000"}, "c.npy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var entries []Entry
+			for _, n := range []string{"a.npy", "b.npy", "c.npy"} {
+				writeNpy(t, filepath.Join(dir, n), 20000)
+				entries = append(entries, Entry{URI: filepath.Join(dir, n), rel: n})
+			}
+			items, err := Plan(entries, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := tc.fault
+			out := filepath.Join(dir, "out")
+			r, err := NewRunner(context.Background(), Options{
+				Out: out, Workers: 2, Log: zerolog.Nop(),
+				CSV:      convert.Options{Header: true, Compression: "gzip", ShardSize: 100 << 10},
+				Decorate: func(b *storage.Bucket) *storage.Bucket { return storage.WithFaults(b, &f) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			rep, err := r.Run(context.Background(), "test", items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Injected() == 0 {
+				t.Fatalf("fault never hit (%d calls)", f.Calls())
+			}
+			for _, e := range rep.Entries {
+				want := StatusExported
+				if e.ID == tc.failed {
+					want = StatusFailed
+				}
+				if e.Status != want {
+					t.Errorf("%s: %s (%s), want %s", e.ID, e.Status, e.Error, want)
+				}
+				exp := filepath.Join(out, e.ID)
+				names, _ := filepath.Glob(filepath.Join(exp, "*"))
+				if e.Status == StatusFailed {
+					if e.Permanent {
+						t.Errorf("%s: a storage failure reported as permanent", e.ID)
+					}
+					if len(names) > 0 {
+						t.Errorf("%s failed but left %v", e.ID, names)
+					}
+					continue
+				}
+				if _, err := Verify(context.Background(), exp); err != nil {
+					t.Errorf("%s: verify: %v", e.ID, err)
+				}
+				sc, _ := convert.ReadSidecar(context.Background(), outDir{b: r.out, prefix: r.outKey + e.ID + "/"})
+				if sc != nil && len(names) != len(sc.Shards)+1 {
+					t.Errorf("%s: %d objects for %d shards: %v", e.ID, len(names), len(sc.Shards), names)
+				}
+			}
+			failed, retryable := rep.Outcome()
+			if (tc.failed != "") != (failed == 1) || failed != retryable {
+				t.Errorf("outcome: %d failed, %d retryable", failed, retryable)
+			}
+		})
+	}
+}
