@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,7 @@ type Object struct {
 	cached   int
 	spare    [][]byte // evicted buffers for reuse
 	lastEnd  int64    // end of the last fetch from the store
-	stream   io.ReadCloser
+	stream   *streamHolder // the open sequential read, if any
 	streamAt int64
 	closed   bool
 }
@@ -70,7 +71,22 @@ func (b *Bucket) Object(ctx context.Context, key string) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Object{b: b, ctx: ctx, key: key, attrs: a, local: b.be.LocalPath(key), lastEnd: -1}, nil
+	o := &Object{b: b, ctx: ctx, key: key, attrs: a, local: b.be.LocalPath(key), lastEnd: -1, stream: &streamHolder{}}
+	// An Object dropped without Close must not leave a read open: it would
+	// hold a connection, and gocloud logs every Reader it finds unclosed.
+	runtime.AddCleanup(o, (*streamHolder).close, o.stream)
+	return o, nil
+}
+
+// streamHolder owns an Object's open stream, apart from the Object, so that
+// a cleanup can close it once the Object is unreachable.
+type streamHolder struct{ rc io.ReadCloser }
+
+func (h *streamHolder) close() {
+	if h.rc != nil {
+		h.rc.Close()
+		h.rc = nil
+	}
 }
 
 // Size is the object's size when it was opened.
@@ -273,7 +289,7 @@ func (o *Object) fetchBlock(pos int64) (*chunk, error) {
 
 // sequential reports whether a fetch at pos continues the previous one.
 func (o *Object) sequential(pos int64) bool {
-	return pos == o.lastEnd || (o.stream != nil && pos == o.streamAt)
+	return pos == o.lastEnd || (o.stream.rc != nil && pos == o.streamAt)
 }
 
 // fetchInto fills p with the bytes at pos from the store: from the open
@@ -283,19 +299,19 @@ func (o *Object) fetchInto(p []byte, pos int64) (int, error) {
 	if err := o.ctx.Err(); err != nil {
 		return 0, err
 	}
-	if o.stream != nil && o.streamAt != pos {
+	if o.stream.rc != nil && o.streamAt != pos {
 		o.dropStream()
 	}
-	if o.stream == nil && o.sequential(pos) {
+	if o.stream.rc == nil && o.sequential(pos) {
 		r, err := o.b.be.NewRangeReader(o.ctx, o.key, pos, -1)
 		if err != nil {
 			return 0, o.b.wrap("read", o.key, err)
 		}
 		o.requests.Add(1)
-		o.stream, o.streamAt = r, pos
+		o.stream.rc, o.streamAt = r, pos
 	}
-	if o.stream != nil {
-		n, err := io.ReadFull(o.stream, p)
+	if o.stream.rc != nil {
+		n, err := io.ReadFull(o.stream.rc, p)
 		o.bytesRead.Add(int64(n))
 		o.streamAt += int64(n)
 		o.lastEnd = o.streamAt
@@ -339,10 +355,7 @@ func (o *Object) rangeRead(p []byte, pos int64) (int, error) {
 }
 
 func (o *Object) dropStream() {
-	if o.stream != nil {
-		o.stream.Close()
-		o.stream = nil
-	}
+	o.stream.close()
 }
 
 func (o *Object) buffer(n int) []byte {

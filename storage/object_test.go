@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
+	"os"
+	"runtime"
+	"strings"
+	"time"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -169,5 +174,40 @@ func TestObjectReadsFailAfterContextEnds(t *testing.T) {
 	cancel()
 	if _, err := o.ReadAt(make([]byte, 10), 0); err == nil || IsTransient(err) {
 		t.Fatalf("ReadAt after cancel = %v; want a permanent error", err)
+	}
+}
+
+// An Object dropped mid-scan without Close closes its stream: no connection
+// held, and no "blob.Reader was never closed" line from gocloud in the log.
+func TestDroppedObjectClosesItsStream(t *testing.T) {
+	b, p := openT(t, "mem://dropped/"+uniq(t)+"/")
+	ctx := context.Background()
+	if err := b.WriteAll(ctx, p+"c", randomBytes(t, 8<<20), ""); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
+	func() {
+		o, err := b.Object(ctx, p+"c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64<<10)
+		for off := int64(0); off < 3<<20; off += int64(len(buf)) {
+			if _, err := o.ReadAt(buf, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if o.stream.rc == nil {
+			t.Fatal("a sequential scan should have a stream open")
+		}
+	}()
+	for range 5 {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(logged.String(), "never closed") {
+		t.Fatalf("gocloud logged: %s", logged.String())
 	}
 }
