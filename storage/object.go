@@ -47,8 +47,8 @@ type Object struct {
 	file     *os.File
 	chunks   []*chunk // LRU order, most recently used last
 	cached   int
-	spare    [][]byte // evicted buffers for reuse
-	lastEnd  int64    // end of the last fetch from the store
+	spare    [][]byte      // evicted buffers for reuse
+	lastEnd  int64         // end of the last fetch from the store
 	stream   *streamHolder // the open sequential read, if any
 	streamAt int64
 	closed   bool

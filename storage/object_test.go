@@ -5,13 +5,13 @@ import (
 	"context"
 	"io"
 	"log"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
-	"time"
-	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestReadAheadRequestCounts pins how many range GETs the format readers'
