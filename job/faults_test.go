@@ -40,19 +40,19 @@ func TestFaultMatrix(t *testing.T) {
 	permanent := storage.Permanent(errors.New("access denied"))
 	for _, tc := range []struct {
 		name   string
-		fault  storage.Fault
+		fault  *storage.Fault
 		failed string // the entry that must fail, or ""
 	}{
-		{"transient stat", storage.Fault{Op: storage.FaultStat, Key: "a.npy", Times: 1}, ""},
-		{"transient open", storage.Fault{Op: storage.FaultOpen, Key: "b.npy", Times: 2}, ""},
-		{"transient read mid-body", storage.Fault{Op: storage.FaultRead, Key: "c.npy", Times: 1, AfterBytes: 5000}, ""},
-		{"transient shard write", storage.Fault{Op: storage.FaultWrite, Key: "b.npy/part-00001", Times: 1, AfterBytes: 100}, ""},
-		{"transient shard close", storage.Fault{Op: storage.FaultClose, Key: "a.npy/part-00000", Times: 1}, ""},
-		{"lost commit response", storage.Fault{Op: storage.FaultCommit, Key: "c.npy/part-00002", Times: 1}, ""},
-		{"transient sidecar write", storage.Fault{Op: storage.FaultClose, Key: "b.npy/metadata.json", Times: 2}, ""},
-		{"permanent read", storage.Fault{Op: storage.FaultRead, Key: "a.npy", AfterBytes: 100, Err: permanent}, "a.npy"},
-		{"permanent shard write", storage.Fault{Op: storage.FaultWrite, Key: "b.npy/part-00001", Err: permanent}, "b.npy"},
-		{"never-clearing transient write", storage.Fault{Op: storage.FaultWrite, Key: "c.npy/part-00000"}, "c.npy"},
+		{"transient stat", &storage.Fault{Op: storage.FaultStat, Key: "a.npy", Times: 1}, ""},
+		{"transient open", &storage.Fault{Op: storage.FaultOpen, Key: "b.npy", Times: 2}, ""},
+		{"transient read mid-body", &storage.Fault{Op: storage.FaultRead, Key: "c.npy", Times: 1, AfterBytes: 5000}, ""},
+		{"transient shard write", &storage.Fault{Op: storage.FaultWrite, Key: "b.npy/part-00001", Times: 1, AfterBytes: 100}, ""},
+		{"transient shard close", &storage.Fault{Op: storage.FaultClose, Key: "a.npy/part-00000", Times: 1}, ""},
+		{"lost commit response", &storage.Fault{Op: storage.FaultCommit, Key: "c.npy/part-00002", Times: 1}, ""},
+		{"transient sidecar write", &storage.Fault{Op: storage.FaultClose, Key: "b.npy/metadata.json", Times: 2}, ""},
+		{"permanent read", &storage.Fault{Op: storage.FaultRead, Key: "a.npy", AfterBytes: 100, Err: permanent}, "a.npy"},
+		{"permanent shard write", &storage.Fault{Op: storage.FaultWrite, Key: "b.npy/part-00001", Err: permanent}, "b.npy"},
+		{"never-clearing transient write", &storage.Fault{Op: storage.FaultWrite, Key: "c.npy/part-00000"}, "c.npy"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -70,7 +70,7 @@ func TestFaultMatrix(t *testing.T) {
 			r, err := NewRunner(context.Background(), Options{
 				Out: out, Workers: 2, Log: zerolog.Nop(),
 				CSV:      convert.Options{Header: true, Compression: "gzip", ShardSize: 100 << 10},
-				Decorate: func(b *storage.Bucket) *storage.Bucket { return storage.WithFaults(b, &f) },
+				Decorate: func(b *storage.Bucket) *storage.Bucket { return storage.WithFaults(b, f) },
 			})
 			if err != nil {
 				t.Fatal(err)

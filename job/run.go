@@ -281,6 +281,7 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 		return err
 	}
 	defer src.Close()
+	defer obj.Close()
 	dir := outDir{b: r.out, prefix: r.outKey + it.ID + "/"}
 	srcInfo := convert.SourceInfo{URI: er.URI, Size: obj.Size(), ETag: obj.ETag()}
 	if !r.opt.Force {

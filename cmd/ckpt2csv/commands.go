@@ -255,6 +255,7 @@ func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return failure(stderr, err)
 	}
 	defer b.Close()
+	defer obj.Close()
 	ck, err := convert.Open(ctx, obj, *format, convert.Limits{}.Defaults())
 	if err != nil {
 		return failure(stderr, fmt.Errorf("%s: %w", storage.Redact(uri), err))
