@@ -56,17 +56,24 @@ for ck in resnet18 big60m; do
   lim=$(bin/limits -ckpt "$src" -out "$DATA" "$id"/part-*.csv)
   get() { echo "$lim" | tr ',{}' '\n\n\n' | awk -F: -v k="\"$1\"" '$1==k {print $2}'; }
   f=$(get format_values_per_s) g=$(get gzip_values_per_s) z=$(get zstd_values_per_s) w=$(get write_values_per_s)
-  # an export formats and compresses on the same cores, so its CPU limit is
-  # the two costs added; writing overlaps with both
+  h=$(get sha256_values_per_s) gr=$(get gzip_ratio) zr=$(get zstd_ratio)
+  # An export formats, compresses and checksums on the same cores, so its CPU
+  # limit adds their costs per value (sha256 runs over the stored bytes, on
+  # one core per shard); writing and the one-stream checksum cap it too.
   declare -A limit
-  limit[none]=$(awk -v f="$f" -v w="$w" 'BEGIN {print (f<w)?f:w}')
-  limit[gzip]=$(awk -v f="$f" -v c="$g" -v w="$w" 'BEGIN {l=1/(1/f+1/c); print (l<w)?l:w}')
-  limit[zstd]=$(awk -v f="$f" -v c="$z" -v w="$w" 'BEGIN {l=1/(1/f+1/c); print (l<w)?l:w}')
+  cpu_limit() { # compress_rate ratio
+    awk -v c="$(nproc)" -v f="$f" -v k="$1" -v r="$2" -v h="$h" -v w="$w" 'BEGIN {
+      cost = c/f + 1/(h*r); if (k > 0) cost += c/k
+      l = c/cost; if (w < l) l = w; if (h*r < l) l = h*r; print l }'
+  }
+  limit[none]=$(cpu_limit 0 1)
+  limit[gzip]=$(cpu_limit "$g" "$gr")
+  limit[zstd]=$(cpu_limit "$z" "$zr")
   for mode in none gzip zstd; do
     rate=$(awk -v n="$n" -v s="${wall[$mode]}" 'BEGIN {print n/s}')
     echo "| $ck | $n | $mode | ${wall[$mode]} | $(mps "$n" "${wall[$mode]}") | $(mps "$csvbytes" "${wall[$mode]}") | ${rss[$mode]} | $(mps "${limit[$mode]}" 1) | $(ratio "$rate" "${limit[$mode]}") |" >>"$table"
   done
-  echo "| $ck | limits | format $(mps "$f" 1), gzip $(mps "$g" 1), zstd $(mps "$z" 1), write $(mps "$w" 1) M values/s | | | | | | |" >>"$table"
+  echo "| $ck | limits | format $(mps "$f" 1), gzip $(mps "$g" 1), zstd $(mps "$z" 1), sha256 $(mps "$h" 1) (1 core), write $(mps "$w" 1) M values/s | | | | | | |" >>"$table"
   if [ "$ck" = resnet18 ]; then resnet_wall_gzip=${wall[gzip]} resnet_wall_none=${wall[none]} resnet_n=$n; fi
   if [ "$ck" = big60m ]; then big_rss=${rss[gzip]}; fi
   rm -rf "$OUT"

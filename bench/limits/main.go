@@ -1,8 +1,9 @@
 // Command limits measures, on this machine and on the same data as an
-// export, how fast the work an export does can go when each part runs alone
-// on all cores: shortest-float formatting of every value, gzip and zstd of
-// the CSV text, and writing that text to disk. bench/run.sh divides each
-// export's speed by the tightest of these.
+// export, how fast the work an export does can go when each part runs alone:
+// shortest-float formatting of every value, gzip and zstd of the CSV text
+// (all cores), sha256 of the stored bytes (one core: a shard's checksum is one
+// stream), and writing the text to disk. bench/run.sh combines them into the
+// tightest limit of each compression mode.
 //
 //	limits -ckpt FILE -out DIR PLAIN.csv...
 package main
@@ -10,6 +11,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -21,6 +23,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -52,6 +55,9 @@ type Result struct {
 	Gzip        float64 `json:"gzip_values_per_s"`
 	Zstd        float64 `json:"zstd_values_per_s"`
 	Write       float64 `json:"write_values_per_s"`
+	SHA256      float64 `json:"sha256_values_per_s"` // one core: a shard's checksum is one stream
+	GzipRatio   float64 `json:"gzip_ratio"`
+	ZstdRatio   float64 `json:"zstd_ratio"`
 	GzipMBps    float64 `json:"gzip_mb_per_s"`
 	ZstdMBps    float64 `json:"zstd_mb_per_s"`
 	WriteMBps   float64 `json:"write_mb_per_s"`
@@ -83,24 +89,36 @@ func measure(ckpt string, csvPaths []string, out string) (*Result, error) {
 		w.Close()
 		return b.Bytes()
 	}
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	zs := func(dst, src []byte) []byte { return enc.EncodeAll(src, dst[:0]) }
 	for _, c := range []struct {
-		fn   func(dst, src []byte) []byte
-		rate *float64
-		mbps *float64
-	}{{gz, &res.Gzip, &res.GzipMBps}, {zs, &res.Zstd, &res.ZstdMBps}} {
-		sec := 0.0
+		fn    func(dst, src []byte) []byte
+		rate  *float64
+		mbps  *float64
+		ratio *float64
+	}{{gz, &res.Gzip, &res.GzipMBps, &res.GzipRatio}, {zs, &res.Zstd, &res.ZstdMBps, &res.ZstdRatio}} {
+		sec, packed := 0.0, int64(0)
 		for _, p := range csvPaths {
-			s, err := compressFile(p, c.fn)
+			s, n, err := compressFile(p, c.fn)
 			if err != nil {
 				return nil, err
 			}
 			sec += s
+			packed += n
 		}
 		*c.mbps = size / sec / 1e6
 		*c.rate = size / perValue / sec
+		*c.ratio = size / float64(packed)
 	}
+	sec0 := 0.0
+	for _, p := range csvPaths {
+		s, err := hashFile(p)
+		if err != nil {
+			return nil, err
+		}
+		sec0 += s
+	}
+	res.SHA256 = size / perValue / sec0
 	sec := 0.0
 	for _, p := range csvPaths {
 		s, err := copyFile(p, filepath.Join(out, "limits-write.csv"))
@@ -184,16 +202,33 @@ func formatAll(vals []float32) {
 	wg.Wait()
 }
 
-// compressFile compresses the file in 4 MiB blocks on all cores and returns the seconds taken.
-func compressFile(path string, fn func(dst, src []byte) []byte) (float64, error) {
+// hashFile computes the sha256 of the file (read from the page cache) and returns the seconds taken.
+func hashFile(path string) (float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	start := time.Now()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 4<<20)); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// compressFile compresses the file in 4 MiB blocks on all cores and returns
+// the seconds taken and the compressed size.
+func compressFile(path string, fn func(dst, src []byte) []byte) (float64, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
 	n := runtime.GOMAXPROCS(0)
 	blocks := make(chan []byte, n)
 	var wg sync.WaitGroup
+	var packed atomic.Int64
 	start := time.Now()
 	for range n {
 		wg.Add(1)
@@ -202,6 +237,7 @@ func compressFile(path string, fn func(dst, src []byte) []byte) (float64, error)
 			var dst []byte
 			for b := range blocks {
 				dst = fn(dst, b)
+				packed.Add(int64(len(dst)))
 			}
 		}()
 	}
@@ -217,7 +253,7 @@ func compressFile(path string, fn func(dst, src []byte) []byte) (float64, error)
 	}
 	close(blocks)
 	wg.Wait()
-	return time.Since(start).Seconds(), nil
+	return time.Since(start).Seconds(), packed.Load(), nil
 }
 
 // copyFile writes the bytes of src to dst, synced, and returns the seconds taken.
