@@ -212,6 +212,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) error {
 	return fs.Parse(append([]string{"--"}, pos...))
 }
 
+// runOnly are the keys of run's flags that convert does not have.
+var runOnly = map[string]bool{"manifest": true, "shard-index": true, "shard-count": true}
+
 // readConfig reads a YAML file of flag-name keys into layer, strictly.
 func readConfig(path string, fs *flag.FlagSet, layer map[string]string) error {
 	data, err := os.ReadFile(path)
@@ -224,6 +227,9 @@ func readConfig(path string, fs *flag.FlagSet, layer map[string]string) error {
 		return fmt.Errorf("config %s: %v", path, err)
 	}
 	for k, n := range m {
+		if fs.Lookup(k) == nil && runOnly[k] {
+			continue // one config file serves run and convert
+		}
 		if fs.Lookup(k) == nil || k == "config" {
 			return fmt.Errorf("config %s: line %d: unknown key %q", path, n.Line, k)
 		}

@@ -51,3 +51,14 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestConvertAcceptsTheRunConfig(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "w.npy")
+	writeNpy(t, src, "(2,)", []float32{1, 2})
+	cfg := filepath.Join(dir, "job.yaml")
+	os.WriteFile(cfg, []byte("manifest: m.txt\nshard-count: 2\ncompression: none\n"), 0o644)
+	if code, _, stderr := ckpt2csv(t, "convert", src, "--out", filepath.Join(dir, "out"), "--config", cfg); code != exitOK {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
