@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"ckpt2csv/convert"
@@ -106,6 +107,82 @@ type ExpectedTensor struct {
 	SHA256 string  `json:"sha256"`
 	First  []any   `json:"first"`
 	Sum    any     `json:"sum"`
+	// LayerType is nil where the ground truth does not give one.
+	LayerType *string `json:"layer_type"`
+}
+
+// Fixture is one file's entry in a format's testdata/expected.json, as the
+// generator wrote it with the real framework.
+type Fixture struct {
+	Tensors []ExpectedTensor `json:"tensors"`
+	Skipped []string         `json:"skipped"`
+}
+
+// LoadJSON decodes the JSON file at path into v.
+func LoadJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// MatchTensors checks that ck lists exactly want's tensors, by name and in
+// order, each as MatchTensor checks it.
+func MatchTensors(t testing.TB, ck convert.Checkpoint, want []ExpectedTensor) {
+	t.Helper()
+	info := ck.Info()
+	var got, names []string
+	for _, tn := range info.Tensors {
+		got = append(got, tn.Name)
+	}
+	for _, w := range want {
+		names = append(names, w.Name)
+	}
+	if !slices.Equal(got, names) {
+		t.Fatalf("tensors\n got %q\nwant %q", got, names)
+	}
+	for i, w := range want {
+		MatchTensor(t, ck, i, w)
+	}
+}
+
+// MatchTensor checks tensor i of ck against w: dtype and shape, the layer
+// type where w gives one, and the sha256 of its streamed values bit for bit
+// (read only when dtype and shape agree). It reports whether dtype and shape
+// agree.
+func MatchTensor(t testing.TB, ck convert.Checkpoint, i int, w ExpectedTensor) bool {
+	t.Helper()
+	tn := ck.Info().Tensors[i]
+	if string(tn.DType) != w.DType || !slices.Equal(tn.Shape, w.Shape) {
+		t.Errorf("%s: %s %v, want %s %v", w.Name, tn.DType, tn.Shape, w.DType, w.Shape)
+		return false
+	}
+	if w.LayerType != nil && tn.LayerType != *w.LayerType {
+		t.Errorf("%s: layer type %q, want %q", w.Name, tn.LayerType, *w.LayerType)
+	}
+	if got := SHA256(tn.DType, Values(t, ck, i)); got != w.SHA256 {
+		t.Errorf("%s: sha256 %s, want %s", w.Name, got, w.SHA256)
+	}
+	return true
+}
+
+// MatchSkipped checks that got names exactly want, in order, each with a reason.
+func MatchSkipped(t testing.TB, got []convert.Skipped, want []string) {
+	t.Helper()
+	var names []string
+	for _, s := range got {
+		names = append(names, s.Name)
+		if s.Reason == "" {
+			t.Errorf("%s skipped without a reason", s.Name)
+		}
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("skipped %q, want %q", names, want)
+	}
 }
 
 // RealFixtures is the folder of real-world checkpoints, or "" when this clone has none.

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -24,31 +23,9 @@ import (
 	"ckpt2csv/convert/onnx"
 )
 
-type expectedTensor struct {
-	Name      string  `json:"name"`
-	DType     string  `json:"dtype"`
-	Shape     []int64 `json:"shape"`
-	SHA256    string  `json:"sha256"`
-	LayerType string  `json:"layer_type"`
-}
-
 type expectedModel struct {
-	Tensors  []expectedTensor `json:"tensors"`
-	Skipped  []string         `json:"skipped"`
-	Metadata map[string]any   `json:"metadata"`
-}
-
-func loadExpected(t *testing.T) map[string]expectedModel {
-	t.Helper()
-	b, err := os.ReadFile("testdata/expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exp map[string]expectedModel
-	if err := json.Unmarshal(b, &exp); err != nil {
-		t.Fatal(err)
-	}
-	return exp
+	converttest.Fixture
+	Metadata map[string]any `json:"metadata"`
 }
 
 func openONNX(t testing.TB, path string) convert.Checkpoint {
@@ -69,7 +46,8 @@ func openONNX(t testing.TB, path string) convert.Checkpoint {
 // Every fixture lists exactly the tensors the generator recorded, in file
 // order, with values bit-identical to what onnx.numpy_helper read.
 func TestFixturesMatchFramework(t *testing.T) {
-	exp := loadExpected(t)
+	var exp map[string]expectedModel
+	converttest.LoadJSON(t, "testdata/expected.json", &exp)
 	if len(exp) < 8 {
 		t.Fatalf("expected.json lists %d models", len(exp))
 	}
@@ -80,42 +58,13 @@ func TestFixturesMatchFramework(t *testing.T) {
 			if info.Format != "onnx" {
 				t.Errorf("format %q", info.Format)
 			}
-			var names []string
+			converttest.MatchTensors(t, ck, want.Tensors)
 			for _, tn := range info.Tensors {
-				names = append(names, tn.Name)
-			}
-			var wantNames []string
-			for _, w := range want.Tensors {
-				wantNames = append(wantNames, w.Name)
-			}
-			if !reflect.DeepEqual(names, wantNames) {
-				t.Fatalf("tensors\n got %q\nwant %q", names, wantNames)
-			}
-			for i, w := range want.Tensors {
-				tn := info.Tensors[i]
-				if string(tn.DType) != w.DType || !reflect.DeepEqual(append([]int64{}, tn.Shape...), append([]int64{}, w.Shape...)) {
-					t.Errorf("%s: %s %v, want %s %v", w.Name, tn.DType, tn.Shape, w.DType, w.Shape)
-				}
-				if tn.LayerType != w.LayerType {
-					t.Errorf("%s: layer type %q, want %q", w.Name, tn.LayerType, w.LayerType)
-				}
 				if tn.Layer != "" || tn.Param != "" {
-					t.Errorf("%s: layer/param %q/%q, want both empty (split at '.')", w.Name, tn.Layer, tn.Param)
-				}
-				if got := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); got != w.SHA256 {
-					t.Errorf("%s: sha256 %s, want %s", w.Name, got, w.SHA256)
+					t.Errorf("%s: layer/param %q/%q, want both empty (split at '.')", tn.Name, tn.Layer, tn.Param)
 				}
 			}
-			var skipped []string
-			for _, s := range info.Skipped {
-				skipped = append(skipped, s.Name)
-				if s.Reason == "" {
-					t.Errorf("%s skipped without a reason", s.Name)
-				}
-			}
-			if len(skipped) != len(want.Skipped) || (len(skipped) > 0 && !reflect.DeepEqual(skipped, want.Skipped)) {
-				t.Errorf("skipped %q, want %q", skipped, want.Skipped)
-			}
+			converttest.MatchSkipped(t, info.Skipped, want.Skipped)
 			for k, v := range want.Metadata {
 				got, _ := json.Marshal(info.Metadata[k])
 				w, _ := json.Marshal(v)
@@ -161,13 +110,8 @@ func TestRealPyTorchExport(t *testing.T) {
 			t.Errorf("missing %s", w.Name)
 			continue
 		}
+		converttest.MatchTensor(t, ck, i, w)
 		tn := info.Tensors[i]
-		if string(tn.DType) != w.DType || !reflect.DeepEqual(tn.Shape, w.Shape) {
-			t.Errorf("%s: %s %v, want %s %v", w.Name, tn.DType, tn.Shape, w.DType, w.Shape)
-		}
-		if got := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); got != w.SHA256 {
-			t.Errorf("%s: sha256 %s, want %s", w.Name, got, w.SHA256)
-		}
 		if tn.LayerType != "Gemm" {
 			t.Errorf("%s: layer type %q, want Gemm", w.Name, tn.LayerType)
 		}
