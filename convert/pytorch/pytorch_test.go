@@ -2,7 +2,6 @@ package pytorch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,32 +12,6 @@ import (
 	"ckpt2csv/convert"
 	"ckpt2csv/convert/converttest"
 )
-
-type wantTensor struct {
-	Name      string  `json:"name"`
-	DType     string  `json:"dtype"`
-	Shape     []int64 `json:"shape"`
-	SHA256    string  `json:"sha256"`
-	LayerType string  `json:"layer_type"`
-}
-
-type wantFile struct {
-	Tensors []wantTensor `json:"tensors"`
-	Skipped []string     `json:"skipped"`
-}
-
-func expected(t *testing.T) map[string]wantFile {
-	t.Helper()
-	b, err := os.ReadFile("testdata/expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]wantFile
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func openPath(t *testing.T, path string) convert.Checkpoint {
 	t.Helper()
@@ -59,47 +32,17 @@ func openPath(t *testing.T, path string) convert.Checkpoint {
 // Every file torch wrote (and the archives rewritten from them) exports
 // every tensor under the expected name, dtype and shape, bit-exact.
 func TestFixturesMatchTorch(t *testing.T) {
-	for file, want := range expected(t) {
+	var exp map[string]converttest.Fixture
+	converttest.LoadJSON(t, "testdata/expected.json", &exp)
+	for file, want := range exp {
 		t.Run(file, func(t *testing.T) {
 			ck := openPath(t, filepath.Join("testdata", file))
 			info := ck.Info()
 			if info.Format != "pytorch" {
 				t.Errorf("format %q", info.Format)
 			}
-			var names []string
-			for _, tn := range info.Tensors {
-				names = append(names, tn.Name)
-			}
-			var wantNames []string
-			for _, w := range want.Tensors {
-				wantNames = append(wantNames, w.Name)
-			}
-			if !reflect.DeepEqual(names, wantNames) {
-				t.Fatalf("names\n got  %q\n want %q", names, wantNames)
-			}
-			for i, w := range want.Tensors {
-				tn := info.Tensors[i]
-				if string(tn.DType) != w.DType || !reflect.DeepEqual(append([]int64{}, tn.Shape...), append([]int64{}, w.Shape...)) {
-					t.Errorf("%q: %s %v, want %s %v", w.Name, tn.DType, tn.Shape, w.DType, w.Shape)
-					continue
-				}
-				if w.LayerType != "" && tn.LayerType != w.LayerType {
-					t.Errorf("%q: layer type %q, want %q", w.Name, tn.LayerType, w.LayerType)
-				}
-				if got := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); got != w.SHA256 {
-					t.Errorf("%q: sha256 %s, want %s", w.Name, got, w.SHA256)
-				}
-			}
-			var skipped []string
-			for _, s := range info.Skipped {
-				skipped = append(skipped, s.Name)
-				if s.Reason == "" {
-					t.Errorf("skipped %q without a reason", s.Name)
-				}
-			}
-			if len(skipped) != len(want.Skipped) || (len(skipped) > 0 && !reflect.DeepEqual(skipped, want.Skipped)) {
-				t.Errorf("skipped %q, want %q", skipped, want.Skipped)
-			}
+			converttest.MatchTensors(t, ck, want.Tensors)
+			converttest.MatchSkipped(t, info.Skipped, want.Skipped)
 		})
 	}
 }
