@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -23,28 +22,16 @@ import (
 
 // expected.json, as generate.py writes it.
 type expectedFile struct {
-	Tensors []struct {
-		Name   string  `json:"name"`
-		DType  string  `json:"dtype"`
-		Shape  []int64 `json:"shape"`
-		SHA256 string  `json:"sha256"`
-	} `json:"tensors"`
-	Skipped        []string `json:"skipped"`
-	SklearnVersion string   `json:"sklearn_version"`
+	converttest.Fixture
+	SklearnVersion string `json:"sklearn_version"`
 }
 
 func loadExpected(t *testing.T) map[string]expectedFile {
 	t.Helper()
-	b, err := os.ReadFile("testdata/expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var e struct {
 		Files map[string]expectedFile `json:"files"`
 	}
-	if err := json.Unmarshal(b, &e); err != nil {
-		t.Fatal(err)
-	}
+	converttest.LoadJSON(t, "testdata/expected.json", &e)
 	return e.Files
 }
 
@@ -78,37 +65,8 @@ func TestFixturesMatchFramework(t *testing.T) {
 			if info.Format != "sklearn" {
 				t.Errorf("format %q", info.Format)
 			}
-			var got []string
-			for _, tn := range info.Tensors {
-				got = append(got, tn.Name)
-			}
-			var names []string
-			for _, e := range want.Tensors {
-				names = append(names, e.Name)
-			}
-			if !slices.Equal(got, names) {
-				t.Fatalf("tensors\n got %v\nwant %v", got, names)
-			}
-			for i, e := range want.Tensors {
-				tn := info.Tensors[i]
-				if string(tn.DType) != e.DType || !slices.Equal(tn.Shape, e.Shape) {
-					t.Errorf("%s: %s %v, want %s %v", e.Name, tn.DType, tn.Shape, e.DType, e.Shape)
-					continue
-				}
-				if sum := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); sum != e.SHA256 {
-					t.Errorf("%s: sha256 %s, want %s", e.Name, sum, e.SHA256)
-				}
-			}
-			var skipped []string
-			for _, s := range info.Skipped {
-				skipped = append(skipped, s.Name)
-				if s.Reason == "" {
-					t.Errorf("%s skipped without a reason", s.Name)
-				}
-			}
-			if !slices.Equal(skipped, want.Skipped) && !(len(skipped) == 0 && len(want.Skipped) == 0) {
-				t.Errorf("skipped\n got %v\nwant %v", skipped, want.Skipped)
-			}
+			converttest.MatchTensors(t, ck, want.Tensors)
+			converttest.MatchSkipped(t, info.Skipped, want.Skipped)
 			if want.SklearnVersion != "" && info.Metadata["_sklearn_version"] != want.SklearnVersion {
 				t.Errorf("_sklearn_version %v, want %s", info.Metadata["sklearn_version"], want.SklearnVersion)
 			}
@@ -275,14 +233,8 @@ func TestRealFiles(t *testing.T) {
 					t.Errorf("missing %s (%s)", name, e.Name)
 					continue
 				}
-				tn := ck.Info().Tensors[i]
-				if string(tn.DType) != e.DType || !slices.Equal(tn.Shape, e.Shape) {
-					t.Errorf("%s: %s %v, want %s %v", name, tn.DType, tn.Shape, e.DType, e.Shape)
-					continue
-				}
-				if sum := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); sum != e.SHA256 {
-					t.Errorf("%s: sha256 %s, want %s", name, sum, e.SHA256)
-				}
+				e.Name = name
+				converttest.MatchTensor(t, ck, i, e)
 			}
 			for _, e := range exp.ExtraTensors {
 				if !slices.ContainsFunc(ck.Info().Skipped, func(s convert.Skipped) bool { return s.Name == e.Name }) {
