@@ -6,12 +6,12 @@ package numpy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -22,26 +22,14 @@ import (
 
 // expected.json, as testdata/generate.py wrote it with numpy.
 type expectedFile struct {
-	Tensors []struct {
-		Name   string  `json:"name"`
-		DType  string  `json:"dtype"`
-		Shape  []int64 `json:"shape"`
-		SHA256 string  `json:"sha256"`
-	} `json:"tensors"`
-	Skipped    []string `json:"skipped"`
-	ZipMethods []int    `json:"zip_methods"`
+	converttest.Fixture
+	ZipMethods []int `json:"zip_methods"`
 }
 
 func loadExpected(t *testing.T) map[string]map[string]expectedFile {
 	t.Helper()
-	b, err := os.ReadFile("testdata/expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var exp map[string]map[string]expectedFile
-	if err := json.Unmarshal(b, &exp); err != nil {
-		t.Fatal(err)
-	}
+	converttest.LoadJSON(t, "testdata/expected.json", &exp)
 	return exp
 }
 
@@ -57,37 +45,8 @@ func checkAgainst(t *testing.T, path string, want expectedFile) {
 	if info.Format != "numpy" {
 		t.Fatalf("format %q, want numpy", info.Format)
 	}
-	if len(info.Tensors) != len(want.Tensors) {
-		t.Fatalf("%d tensors %v, want %d", len(info.Tensors), names(info.Tensors), len(want.Tensors))
-	}
-	for i, w := range want.Tensors {
-		tn := info.Tensors[i]
-		if tn.Name != w.Name || string(tn.DType) != w.DType || !equalShape(tn.Shape, w.Shape) {
-			t.Errorf("tensor %d: %q %s %v, want %q %s %v", i, tn.Name, tn.DType, tn.Shape, w.Name, w.DType, w.Shape)
-			continue
-		}
-		if got := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); got != w.SHA256 {
-			t.Errorf("%q: sha256 %s, want %s", tn.Name, got, w.SHA256)
-		}
-	}
-	var skipped []string
-	for _, s := range info.Skipped {
-		if s.Reason == "" {
-			t.Errorf("skipped %q without a reason", s.Name)
-		}
-		skipped = append(skipped, s.Name)
-	}
-	if strings.Join(skipped, ",") != strings.Join(want.Skipped, ",") {
-		t.Errorf("skipped %q, want %q", skipped, want.Skipped)
-	}
-}
-
-func names(ts []convert.Tensor) []string {
-	var n []string
-	for _, t := range ts {
-		n = append(n, t.Name)
-	}
-	return n
+	converttest.MatchTensors(t, ck, want.Tensors)
+	converttest.MatchSkipped(t, info.Skipped, want.Skipped)
 }
 
 func TestNPYMatchesNumpy(t *testing.T) {
@@ -220,7 +179,7 @@ func TestHeaderParsing(t *testing.T) {
 			t.Errorf("%s: %v", c.text, err)
 			continue
 		}
-		if h.DType != c.dtype || !equalShape(h.Shape, c.shape) || h.Fortran != c.fortran || h.Swap != c.swap || (h.Skip != "") != c.skip {
+		if h.DType != c.dtype || !slices.Equal(h.Shape, c.shape) || h.Fortran != c.fortran || h.Swap != c.swap || (h.Skip != "") != c.skip {
 			t.Errorf("%s: got %s %v fortran=%v swap=%v skip=%q", c.text, h.DType, h.Shape, h.Fortran, h.Swap, h.Skip)
 		}
 	}

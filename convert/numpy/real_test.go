@@ -22,30 +22,7 @@ func TestRealFiles(t *testing.T) {
 			if info.Format != "numpy" {
 				t.Fatalf("format %q", info.Format)
 			}
-			if len(info.Tensors) != len(exp.Tensors) {
-				t.Fatalf("%d tensors, want %d", len(info.Tensors), len(exp.Tensors))
-			}
-			for i, et := range exp.Tensors {
-				tn := info.Tensors[i]
-				if tn.Name != et.Name || string(tn.DType) != et.DType || !equalShape(tn.Shape, et.Shape) {
-					t.Fatalf("tensor %d: %s %s %v, want %s %s %v", i, tn.Name, tn.DType, tn.Shape, et.Name, et.DType, et.Shape)
-				}
-				if got := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); got != et.SHA256 {
-					t.Errorf("%s: sha256 %s, want %s", tn.Name, got, et.SHA256)
-				}
-			}
+			converttest.MatchTensors(t, ck, exp.Tensors)
 		})
 	}
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
