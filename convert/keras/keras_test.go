@@ -2,11 +2,9 @@ package keras
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -17,33 +15,17 @@ import (
 // expectedFile is one fixture's ground truth written by testdata/generate.py.
 type expectedFile struct {
 	Tensors []struct {
-		Name      string  `json:"name"`
-		DType     string  `json:"dtype"`
-		Shape     []int64 `json:"shape"`
-		SHA256    string  `json:"sha256"`
-		LayerType string  `json:"layer_type"`
-		Path      string  `json:"path"`
+		converttest.ExpectedTensor
+		Path string `json:"path"`
 	} `json:"tensors"`
-}
-
-func loadExpected(t *testing.T) map[string]expectedFile {
-	t.Helper()
-	b, err := os.ReadFile("testdata/expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exp map[string]expectedFile
-	if err := json.Unmarshal(b, &exp); err != nil {
-		t.Fatal(err)
-	}
-	return exp
 }
 
 // TestFixturesMatchWhatKerasWrote opens every generated fixture and checks
 // each tensor's name, order, dtype, shape, layer type, HDF5 path and the
 // sha256 of its values against what numpy computed when writing it.
 func TestFixturesMatchWhatKerasWrote(t *testing.T) {
-	exp := loadExpected(t)
+	var exp map[string]expectedFile
+	converttest.LoadJSON(t, "testdata/expected.json", &exp)
 	tests := []struct {
 		file     string
 		ordered  bool // false: Keras 3 weights without config.json, whose layer order is unknowable
@@ -86,9 +68,7 @@ func TestFixturesMatchWhatKerasWrote(t *testing.T) {
 					t.Errorf("metadata %s = %v, want %q", k, info.Metadata[k], v)
 				}
 			}
-			if len(info.Skipped) != 0 {
-				t.Errorf("skipped %v", info.Skipped)
-			}
+			converttest.MatchSkipped(t, info.Skipped, nil)
 			if len(info.Tensors) != len(want.Tensors) {
 				t.Errorf("%d tensors, want %d", len(info.Tensors), len(want.Tensors))
 			}
@@ -105,13 +85,8 @@ func TestFixturesMatchWhatKerasWrote(t *testing.T) {
 				if tt.ordered && i != j {
 					t.Errorf("tensor %q at %d, want %d", w.Name, i, j)
 				}
+				converttest.MatchTensor(t, ck, i, w.ExpectedTensor)
 				tn := info.Tensors[i]
-				if string(tn.DType) != w.DType || !slices.Equal(tn.Shape, w.Shape) {
-					t.Errorf("%s: %s%v, want %s%v", w.Name, tn.DType, tn.Shape, w.DType, w.Shape)
-				}
-				if tn.LayerType != w.LayerType {
-					t.Errorf("%s: layer type %q, want %q", w.Name, tn.LayerType, w.LayerType)
-				}
 				if p := ck.(*checkpoint).srcs[i].path; p != w.Path {
 					t.Errorf("%s: read from %q, want %q", w.Name, p, w.Path)
 				}
@@ -119,9 +94,6 @@ func TestFixturesMatchWhatKerasWrote(t *testing.T) {
 				param = strings.TrimSuffix(param, ":0")
 				if tn.Layer != layer || tn.Param != param {
 					t.Errorf("%s: split %q + %q, want %q + %q", w.Name, tn.Layer, tn.Param, layer, param)
-				}
-				if sum := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); sum != w.SHA256 {
-					t.Errorf("%s: sha256 %s, want %s", w.Name, sum, w.SHA256)
 				}
 			}
 		})
@@ -232,12 +204,7 @@ func TestRealFilesBitExact(t *testing.T) {
 					t.Errorf("%s (%s) is not in the ground truth", tn.Name, key)
 					continue
 				}
-				if string(tn.DType) != e.DType || !slices.Equal(tn.Shape, e.Shape) {
-					t.Errorf("%s: %s%v, want %s%v", tn.Name, tn.DType, tn.Shape, e.DType, e.Shape)
-				}
-				if sum := converttest.SHA256(tn.DType, converttest.Values(t, ck, i)); sum != e.SHA256 {
-					t.Errorf("%s: sha256 %s, want %s", tn.Name, sum, e.SHA256)
-				}
+				converttest.MatchTensor(t, ck, i, e)
 			}
 		})
 	}
