@@ -38,29 +38,17 @@ func mustOpen(t testing.TB, b []byte) convert.Checkpoint {
 }
 
 type expectedFile struct {
+	converttest.Fixture
 	Version   uint32 `json:"version"`
 	Alignment int64  `json:"alignment"`
-	Tensors   []struct {
-		Name   string  `json:"name"`
-		DType  string  `json:"dtype"`
-		Shape  []int64 `json:"shape"`
-		SHA256 string  `json:"sha256"`
-	} `json:"tensors"`
-	Skipped []string `json:"skipped"`
 }
 
 // The generated files: every block type dequantized bit for bit as the
 // numpy reference (after gguf-py quants.py), every native type, v2, v3,
 // big-endian, alignment 64, a 0-d scalar, a zero-size and a 4-d tensor.
 func TestGeneratedFilesMatchNumpyReference(t *testing.T) {
-	raw, err := os.ReadFile("testdata/expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var exp map[string]expectedFile
-	if err := json.Unmarshal(raw, &exp); err != nil {
-		t.Fatal(err)
-	}
+	converttest.LoadJSON(t, "testdata/expected.json", &exp)
 	if len(exp) != 3 {
 		t.Fatalf("expected.json lists %d files", len(exp))
 	}
@@ -78,30 +66,13 @@ func TestGeneratedFilesMatchNumpyReference(t *testing.T) {
 			if a, ok := info.Metadata["test.array"]; ok && !reflect.DeepEqual(a, []any{int32(1), int32(-2), int32(3)}) {
 				t.Errorf("test.array = %#v", a) // big-endian metadata too
 			}
-			if len(info.Tensors) != len(want.Tensors) {
-				t.Fatalf("%d tensors, want %d", len(info.Tensors), len(want.Tensors))
-			}
-			for i, w := range want.Tensors {
-				got := info.Tensors[i]
-				if got.Name != w.Name || string(got.DType) != w.DType || !reflect.DeepEqual(got.Shape, w.Shape) && !(len(got.Shape) == 0 && len(w.Shape) == 0) {
-					t.Errorf("tensor %d: %s %s %v, want %s %s %v", i, got.Name, got.DType, got.Shape, w.Name, w.DType, w.Shape)
-					continue
-				}
-				if got.Layer != "" || got.Param != "" {
-					t.Errorf("%s: layer/param %q %q, want the default split", got.Name, got.Layer, got.Param)
-				}
-				vals := converttest.Values(t, ck, i)
-				if h := converttest.SHA256(got.DType, vals); h != w.SHA256 {
-					t.Errorf("%s (%s): sha256 %s, want %s", got.Name, got.DType, h, w.SHA256)
+			converttest.MatchTensors(t, ck, want.Tensors)
+			for _, tn := range info.Tensors {
+				if tn.Layer != "" || tn.Param != "" {
+					t.Errorf("%s: layer/param %q %q, want the default split", tn.Name, tn.Layer, tn.Param)
 				}
 			}
-			var skipped []string
-			for _, s := range info.Skipped {
-				skipped = append(skipped, s.Name)
-			}
-			if !reflect.DeepEqual(skipped, want.Skipped) && len(skipped)+len(want.Skipped) > 0 {
-				t.Errorf("skipped %v, want %v", info.Skipped, want.Skipped)
-			}
+			converttest.MatchSkipped(t, info.Skipped, want.Skipped)
 		})
 	}
 }
