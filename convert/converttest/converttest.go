@@ -4,15 +4,19 @@
 package converttest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"ckpt2csv/convert"
@@ -211,4 +215,76 @@ func Real(t testing.TB, name string) (path string, exp Expected) {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "files", exp.File), exp
+}
+
+// HostileDir is the repository's testdata/hostile folder of corrupt and
+// hostile files, each beside a NAME.err holding the message it must fail with.
+func HostileDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "hostile")
+}
+
+// HostileFiles lists the files of HostileDir matching pattern, without the .err files.
+func HostileFiles(t testing.TB, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(HostileDir(), pattern))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, f := range m {
+		if !strings.HasSuffix(f, ".err") {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// CheckRefused checks err, the failure of the hostile file at path: an
+// ErrInvalid whose one-line message contains what path.err says.
+func CheckRefused(t testing.TB, path string, err error) {
+	t.Helper()
+	want, rerr := os.ReadFile(path + ".err")
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, convert.ErrInvalid) {
+		t.Errorf("%v does not wrap ErrInvalid", err)
+	}
+	if w := strings.TrimSpace(string(want)); !strings.Contains(err.Error(), w) {
+		t.Errorf("error %q does not contain %q", err, w)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error is not one line: %q", err)
+	}
+}
+
+// HostileFileUpToDate checks that HostileDir holds name with data and
+// name.err with msg, or writes them when CKPT2CSV_WRITE_HOSTILE is set.
+func HostileFileUpToDate(t testing.TB, name string, data []byte, msg string) {
+	t.Helper()
+	path := filepath.Join(HostileDir(), name)
+	if os.Getenv("CKPT2CSV_WRITE_HOSTILE") != "" {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path+".err", []byte(msg+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("%s is missing: run with CKPT2CSV_WRITE_HOSTILE=1", path)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("%s differs from the case: run with CKPT2CSV_WRITE_HOSTILE=1", path)
+	}
+	m, _ := os.ReadFile(path + ".err")
+	if strings.TrimSpace(string(m)) != msg {
+		t.Errorf("%s.err = %q, want %q", path, m, msg)
+	}
 }

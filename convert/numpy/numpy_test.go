@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -279,31 +278,9 @@ func TestHostileInputs(t *testing.T) {
 // The files in testdata/hostile (repository root) for this format are the
 // ones hostileCases builds, so the end-to-end test sees the same cases.
 func TestHostileFilesUpToDate(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "hostile")
 	for _, c := range hostileCases(t) {
-		if !c.export {
-			continue
-		}
-		path := filepath.Join(dir, c.file)
-		if os.Getenv("CKPT2CSV_WRITE_HOSTILE") != "" {
-			if err := os.WriteFile(path, c.data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path+".err", []byte(c.msg+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("%s is missing: run with CKPT2CSV_WRITE_HOSTILE=1", path)
-		}
-		if !bytes.Equal(got, c.data) {
-			t.Errorf("%s differs from the case: run with CKPT2CSV_WRITE_HOSTILE=1", path)
-		}
-		msg, _ := os.ReadFile(path + ".err")
-		if strings.TrimSpace(string(msg)) != c.msg {
-			t.Errorf("%s.err = %q, want %q", path, msg, c.msg)
+		if c.export {
+			converttest.HostileFileUpToDate(t, c.file, c.data, c.msg)
 		}
 	}
 }
