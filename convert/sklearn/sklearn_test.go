@@ -8,7 +8,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -115,35 +114,19 @@ func TestCompressedJoblibMetadata(t *testing.T) {
 func TestHostileRefused(t *testing.T) {
 	const marker = "/tmp/ckpt2csv-sklearn-payload-ran"
 	os.Remove(marker)
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "hostile")
-	files, _ := filepath.Glob(filepath.Join(dir, "sklearn-*"))
-	n := 0
+	files := converttest.HostileFiles(t, "sklearn-*")
 	for _, path := range files {
-		if strings.HasSuffix(path, ".err") {
-			continue
-		}
-		n++
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			want, err := os.ReadFile(path + ".err")
-			if err != nil {
-				t.Fatal(err)
-			}
 			src := converttest.OpenFile(t, path)
 			ck, err := convert.Open(context.Background(), src, "auto", convert.Limits{}.Defaults())
 			if err == nil {
 				ck.Close()
 				t.Fatal("opened")
 			}
-			if !errors.Is(err, convert.ErrInvalid) {
-				t.Errorf("not ErrInvalid: %v", err)
-			}
-			if msg := err.Error(); !strings.Contains(msg, strings.TrimSpace(string(want))) || strings.Contains(msg, "\n") {
-				t.Errorf("error %q, want one line containing %q", msg, strings.TrimSpace(string(want)))
-			}
+			converttest.CheckRefused(t, path, err)
 		})
 	}
-	if n < 5 {
+	if n := len(files); n < 5 {
 		t.Errorf("found %d hostile files", n)
 	}
 	if _, err := os.Stat(marker); err == nil {
