@@ -166,6 +166,14 @@ func (d *Decoder) popMark() ([]any, error) {
 // newValue charges the fixed memory cost of a container and n slots.
 func (d *Decoder) newValue(n int) error { return d.in.charge(64 + 16*int64(n)) }
 
+// pushNew charges a new value of n slots, as newValue does, and pushes it.
+func (d *Decoder) pushNew(n int, v any) error {
+	if err := d.newValue(n); err != nil {
+		return err
+	}
+	return d.push(v)
+}
+
 func (d *Decoder) memoPut(idx int64, v any) error {
 	if idx < 0 {
 		return d.errf("negative memo index %d", idx)
@@ -226,10 +234,7 @@ func (d *Decoder) pushBytes(n int64, bytearray bool) error {
 		return err
 	}
 	b.ByteArray = bytearray
-	if err := d.newValue(0); err != nil {
-		return err
-	}
-	return d.push(b)
+	return d.pushNew(0, b)
 }
 
 // step executes one opcode. It returns done at STOP.
@@ -451,10 +456,7 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 
 	// --- containers
 	case ')': // EMPTY_TUPLE
-		if err := d.newValue(0); err != nil {
-			return false, err
-		}
-		return false, d.push(&Tuple{})
+		return false, d.pushNew(0, &Tuple{})
 	case 0x85, 0x86, 0x87: // TUPLE1..3
 		n := int(op - 0x84)
 		if len(d.stack)-n < d.markTop() {
@@ -472,29 +474,17 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if err := d.newValue(len(items)); err != nil {
-			return false, err
-		}
-		return false, d.push(&Tuple{Items: items})
+		return false, d.pushNew(len(items), &Tuple{Items: items})
 	case ']': // EMPTY_LIST
-		if err := d.newValue(0); err != nil {
-			return false, err
-		}
-		return false, d.push(&List{})
+		return false, d.pushNew(0, &List{})
 	case 'l': // LIST
 		items, err := d.popMark()
 		if err != nil {
 			return false, err
 		}
-		if err := d.newValue(len(items)); err != nil {
-			return false, err
-		}
-		return false, d.push(&List{Items: items})
+		return false, d.pushNew(len(items), &List{Items: items})
 	case '}': // EMPTY_DICT
-		if err := d.newValue(0); err != nil {
-			return false, err
-		}
-		return false, d.push(&Dict{})
+		return false, d.pushNew(0, &Dict{})
 	case 'd': // DICT
 		items, err := d.popMark()
 		if err != nil {
@@ -512,19 +502,13 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 		}
 		return false, d.push(dict)
 	case 0x8f: // EMPTY_SET
-		if err := d.newValue(0); err != nil {
-			return false, err
-		}
-		return false, d.push(&Set{})
+		return false, d.pushNew(0, &Set{})
 	case 0x91: // FROZENSET
 		items, err := d.popMark()
 		if err != nil {
 			return false, err
 		}
-		if err := d.newValue(len(items)); err != nil {
-			return false, err
-		}
-		return false, d.push(&Set{Items: items, Frozen: true})
+		return false, d.pushNew(len(items), &Set{Items: items, Frozen: true})
 	case 0x90: // ADDITEMS
 		items, err := d.popMark()
 		if err != nil {
@@ -875,19 +859,11 @@ func (d *Decoder) markTop() int {
 	return d.marks[len(d.marks)-1]
 }
 
-func (d *Decoder) pushObject(o *Object) error {
-	if err := d.newValue(len(o.Args)); err != nil {
-		return err
-	}
-	return d.push(o)
-}
+func (d *Decoder) pushObject(o *Object) error { return d.pushNew(len(o.Args), o) }
 
 func (d *Decoder) persistent(id any) error {
 	if d.opt.Persistent == nil {
-		if err := d.newValue(1); err != nil {
-			return err
-		}
-		return d.push(&PersID{ID: id})
+		return d.pushNew(1, &PersID{ID: id})
 	}
 	v, err := d.opt.Persistent(id)
 	if err != nil {
