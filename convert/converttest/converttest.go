@@ -288,3 +288,39 @@ func HostileFileUpToDate(t testing.TB, name string, data []byte, msg string) {
 		t.Errorf("%s.err = %q, want %q", path, m, msg)
 	}
 }
+
+// Mem is a convert.Source over bytes in memory. Sibling opens Files[rel] (a
+// Mem with the same Files), fails with SiblingErr when set, and otherwise
+// with an error wrapping fs.ErrNotExist.
+type Mem struct {
+	Path       string
+	Data       []byte
+	Files      map[string][]byte
+	SiblingErr error
+}
+
+func (m *Mem) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	if off >= int64(len(m.Data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.Data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *Mem) Size() int64  { return int64(len(m.Data)) }
+func (m *Mem) Name() string { return m.Path }
+func (m *Mem) Sibling(_ context.Context, rel string) (convert.Source, error) {
+	if m.SiblingErr != nil {
+		return nil, m.SiblingErr
+	}
+	if b, ok := m.Files[rel]; ok {
+		return &Mem{Path: rel, Data: b, Files: m.Files}, nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
+}

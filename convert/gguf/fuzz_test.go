@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"ckpt2csv/convert"
+	"ckpt2csv/convert/converttest"
 )
 
 // FuzzOpen feeds arbitrary bytes to the header parser and streams every
@@ -29,7 +30,7 @@ func FuzzOpen(f *testing.F) {
 	}}.bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		lim := convert.Limits{MaxHeaderBytes: 1 << 20, MaxTensors: 1000}
-		ck, err := Open(context.Background(), &memSource{name: "f.gguf", b: b}, lim)
+		ck, err := Open(context.Background(), &converttest.Mem{Path: "f.gguf", Data: b}, lim)
 		if err != nil {
 			if !errors.Is(err, convert.ErrInvalid) {
 				t.Fatalf("not ErrInvalid: %v", err)

@@ -24,7 +24,7 @@ var updateHostile = flag.Bool("update-hostile", false, "rewrite ../../testdata/h
 
 func open(t testing.TB, b []byte) (convert.Checkpoint, error) {
 	t.Helper()
-	return Open(context.Background(), &memSource{name: "test.gguf", b: b}, convert.Limits{})
+	return Open(context.Background(), &converttest.Mem{Path: "test.gguf", Data: b}, convert.Limits{})
 }
 
 func mustOpen(t testing.TB, b []byte) convert.Checkpoint {
@@ -463,7 +463,7 @@ func TestSplitErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			src := &memSource{name: "s3://bucket/dir/" + c.open, b: c.files[c.open], sib: c.files}
+			src := &converttest.Mem{Path: "s3://bucket/dir/" + c.open, Data: c.files[c.open], Files: c.files}
 			_, err := Open(context.Background(), src, convert.Limits{})
 			if err == nil || !strings.Contains(err.Error(), c.msg) || errors.Is(err, convert.ErrInvalid) != c.invalid {
 				t.Fatalf("err = %v (invalid %v), want %q (invalid %v)", err, errors.Is(err, convert.ErrInvalid), c.msg, c.invalid)
@@ -592,11 +592,11 @@ func TestHostile(t *testing.T) {
 
 func TestHeaderLimit(t *testing.T) {
 	b := fixture{kv: [][]byte{kvPair("general.name", tString, gstr(strings.Repeat("n", 1000)))}}.bytes()
-	_, err := Open(context.Background(), &memSource{name: "x.gguf", b: b}, convert.Limits{MaxHeaderBytes: 512})
+	_, err := Open(context.Background(), &converttest.Mem{Path: "x.gguf", Data: b}, convert.Limits{MaxHeaderBytes: 512})
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "header is larger than the limit of 512 bytes") {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = Open(context.Background(), &memSource{name: "x.gguf", b: fixture{tensors: []ftensor{{name: "a", ne: []uint64{1}, data: f32s(1), offset: -1}, {name: "b", ne: []uint64{1}, data: f32s(1), offset: -1}}}.bytes()}, convert.Limits{MaxTensors: 1})
+	_, err = Open(context.Background(), &converttest.Mem{Path: "x.gguf", Data: fixture{tensors: []ftensor{{name: "a", ne: []uint64{1}, data: f32s(1), offset: -1}, {name: "b", ne: []uint64{1}, data: f32s(1), offset: -1}}}.bytes()}, convert.Limits{MaxTensors: 1})
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "2 tensors exceed the limit of 1") {
 		t.Fatalf("err = %v", err)
 	}
@@ -604,7 +604,7 @@ func TestHeaderLimit(t *testing.T) {
 
 func TestDetection(t *testing.T) {
 	b := fixture{tensors: []ftensor{{name: "w", ne: []uint64{1}, data: f32s(1), offset: -1}}}.bytes()
-	f, err := convert.Detect(&memSource{name: "model.bin", b: b})
+	f, err := convert.Detect(&converttest.Mem{Path: "model.bin", Data: b})
 	if err != nil || f.Name != "gguf" {
 		t.Fatalf("detect: %v %v", f.Name, err)
 	}

@@ -1,15 +1,11 @@
 package gguf
 
-// A small GGUF writer for tests, laid out from the spec (docs/gguf.md), and
-// an in-memory Source. Fixture fields can be overridden to build hostile files.
+// A small GGUF writer for tests, laid out from the spec (docs/gguf.md).
+// Fixture fields can be overridden to build hostile files.
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
-	"fmt"
-	"io"
-	"io/fs"
 
 	"ckpt2csv/convert"
 )
@@ -129,35 +125,5 @@ func garr(et uint32, items ...[]byte) []byte {
 }
 
 func f32s(vals ...float32) []byte { return le(vals) }
-
-// memSource is a convert.Source over bytes, with named siblings.
-type memSource struct {
-	name string
-	b    []byte
-	sib  map[string][]byte
-}
-
-func (m *memSource) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("negative offset")
-	}
-	if off >= int64(len(m.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-func (m *memSource) Size() int64  { return int64(len(m.b)) }
-func (m *memSource) Name() string { return m.name }
-func (m *memSource) Sibling(_ context.Context, rel string) (convert.Source, error) {
-	if b, ok := m.sib[rel]; ok {
-		return &memSource{name: rel, b: b, sib: m.sib}, nil
-	}
-	return nil, fmt.Errorf("open %s: %w", rel, fs.ErrNotExist)
-}
 
 func f16bits(f float32) uint16 { return convert.Float32To16(f) }

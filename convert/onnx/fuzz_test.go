@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"ckpt2csv/convert"
+	"ckpt2csv/convert/converttest"
 	"ckpt2csv/convert/onnx"
 )
 
@@ -26,7 +27,7 @@ func FuzzOpen(f *testing.F) {
 	ext, _ := os.ReadFile("testdata/weights/external.bin")
 	lim := convert.Limits{MaxHeaderBytes: 1 << 20, MaxTensors: 1000, MaxInflateBytes: 1 << 20, MaxInflateRatio: 100}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		src := &memSource{name: "m/model.onnx", data: b, files: map[string][]byte{"weights/external.bin": ext}}
+		src := &converttest.Mem{Path: "m/model.onnx", Data: b, Files: map[string][]byte{"weights/external.bin": ext}}
 		onnx.Match(src, b[:min(len(b), convert.HeadSize)])
 		ck, err := onnx.Open(context.Background(), src, lim)
 		if err != nil {

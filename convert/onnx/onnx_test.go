@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -160,7 +159,7 @@ func TestMissingExternalFileIsInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &memSource{name: "m/external.onnx", data: b} // no siblings
+	src := &converttest.Mem{Path: "m/external.onnx", Data: b} // no siblings
 	_, err = onnx.Open(context.Background(), src, convert.Limits{})
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), `"weights/external.bin" is missing`) {
 		t.Fatalf("error %v", err)
@@ -170,7 +169,7 @@ func TestMissingExternalFileIsInvalid(t *testing.T) {
 // A storage error from a sibling stays retryable: not ErrInvalid.
 func TestExternalIOErrorIsNotInvalid(t *testing.T) {
 	b, _ := os.ReadFile("testdata/external.onnx")
-	src := &memSource{name: "m/external.onnx", data: b, siblingErr: errors.New("connection reset")}
+	src := &converttest.Mem{Path: "m/external.onnx", Data: b, SiblingErr: errors.New("connection reset")}
 	_, err := onnx.Open(context.Background(), src, convert.Limits{})
 	if err == nil || errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("error %v", err)
@@ -186,12 +185,12 @@ func TestMatchRejectsOtherFiles(t *testing.T) {
 		"bad type":    {0x08, 0x07, 0x3d, 0, 0, 0, 0}, // graph as fixed32
 		"no graph":    {0x08, 0x07, 0x28, 0x01},
 	} {
-		if onnx.Match(&memSource{data: b}, b) {
+		if onnx.Match(&converttest.Mem{Data: b}, b) {
 			t.Errorf("%s matched", name)
 		}
 	}
 	b, _ := os.ReadFile("testdata/raw.onnx")
-	if !onnx.Match(&memSource{data: b}, b[:min(len(b), convert.HeadSize)]) {
+	if !onnx.Match(&converttest.Mem{Data: b}, b[:min(len(b), convert.HeadSize)]) {
 		t.Error("raw.onnx not matched")
 	}
 }
@@ -204,7 +203,7 @@ func TestEveryTruncationFailsCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 		for n := 1; n < len(b); n++ {
-			src := &memSource{name: file, data: b[:n]}
+			src := &converttest.Mem{Path: file, Data: b[:n]}
 			ck, err := onnx.Open(context.Background(), src, convert.Limits{})
 			if err != nil {
 				if !errors.Is(err, convert.ErrInvalid) {
@@ -233,7 +232,7 @@ func TestSparseBombIsSkipped(t *testing.T) {
 	sp = protowire.AppendBytes(protowire.AppendTag(sp, 3, protowire.BytesType), protowire.AppendVarint(protowire.AppendVarint(nil, 1<<20), 1<<20))
 	graph := protowire.AppendBytes(protowire.AppendTag(nil, 15, protowire.BytesType), sp)
 	b := model(graph)
-	ck, err := onnx.Open(context.Background(), &memSource{data: b}, convert.Limits{})
+	ck, err := onnx.Open(context.Background(), &converttest.Mem{Data: b}, convert.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +249,7 @@ func TestSparseIndicesMustAscend(t *testing.T) {
 	sp = protowire.AppendBytes(protowire.AppendTag(sp, 2, protowire.BytesType), idx)
 	sp = protowire.AppendBytes(protowire.AppendTag(sp, 3, protowire.BytesType), protowire.AppendVarint(nil, 4))
 	b := model(protowire.AppendBytes(protowire.AppendTag(nil, 15, protowire.BytesType), sp))
-	err := openAndReadAll(&memSource{data: b}, convert.Limits{})
+	err := openAndReadAll(&converttest.Mem{Data: b}, convert.Limits{})
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "ascending") {
 		t.Fatalf("error %v", err)
 	}
@@ -273,7 +272,7 @@ func TestConstantOnlyModelKeepsOperatorAttributesOut(t *testing.T) {
 	constant := msg(1, str(2, "one"), str(4, "Constant"), msg(5, str(1, "value_float"), f))
 	perm := protowire.AppendBytes(protowire.AppendTag(nil, 8, protowire.BytesType), []byte{1, 0})
 	transpose := msg(1, str(1, "one"), str(2, "t"), str(3, "tr"), str(4, "Transpose"), msg(5, str(1, "perm"), perm))
-	ck, err := onnx.Open(context.Background(), &memSource{data: model(append(constant, transpose...))}, convert.Limits{})
+	ck, err := onnx.Open(context.Background(), &converttest.Mem{Data: model(append(constant, transpose...))}, convert.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +294,7 @@ func TestSubgraphDepthIsBounded(t *testing.T) {
 		node := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), attr)
 		g = protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), node)
 	}
-	_, err := onnx.Open(context.Background(), &memSource{data: model(g)}, convert.Limits{})
+	_, err := onnx.Open(context.Background(), &converttest.Mem{Data: model(g)}, convert.Limits{})
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "nested deeper") {
 		t.Fatalf("error %v", err)
 	}
@@ -391,34 +390,4 @@ func BenchmarkValues(b *testing.B) {
 			}
 		})
 	}
-}
-
-// memSource is an in-memory Source; Sibling finds nothing unless files has it.
-type memSource struct {
-	name       string
-	data       []byte
-	files      map[string][]byte
-	siblingErr error
-}
-
-func (m *memSource) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(m.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-func (m *memSource) Size() int64  { return int64(len(m.data)) }
-func (m *memSource) Name() string { return m.name }
-func (m *memSource) Sibling(_ context.Context, rel string) (convert.Source, error) {
-	if m.siblingErr != nil {
-		return nil, m.siblingErr
-	}
-	if b, ok := m.files[rel]; ok {
-		return &memSource{name: rel, data: b}, nil
-	}
-	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
 }

@@ -4,13 +4,12 @@ package tfckpt
 import (
 	"context"
 	"errors"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"ckpt2csv/convert"
+	"ckpt2csv/convert/converttest"
 )
 
 // FuzzIndex reads arbitrary bytes as a bundle index beside a fixed data
@@ -36,7 +35,7 @@ func FuzzIndex(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		src := &memSource{name: "d/seed.index", data: b, files: map[string][]byte{"seed.data-00000-of-00001": shard}}
+		src := &converttest.Mem{Path: "d/seed.index", Data: b, Files: map[string][]byte{"seed.data-00000-of-00001": shard}}
 		Match(src, b[:min(len(b), convert.HeadSize)])
 		ck, err := Open(context.Background(), src, convert.Limits{MaxTensors: 1000})
 		if err != nil {
@@ -59,30 +58,4 @@ func FuzzIndex(f *testing.F) {
 			}
 		}
 	})
-}
-
-// memSource is an in-memory Source whose siblings are files.
-type memSource struct {
-	name  string
-	data  []byte
-	files map[string][]byte
-}
-
-func (m *memSource) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(m.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-func (m *memSource) Size() int64  { return int64(len(m.data)) }
-func (m *memSource) Name() string { return m.name }
-func (m *memSource) Sibling(_ context.Context, rel string) (convert.Source, error) {
-	if b, ok := m.files[rel]; ok {
-		return &memSource{name: rel, data: b}, nil
-	}
-	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
 }
