@@ -324,3 +324,30 @@ func (m *Mem) Sibling(_ context.Context, rel string) (convert.Source, error) {
 	}
 	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
 }
+
+// CheckStreams reads every tensor of ck, at most limit bytes of each, as the
+// fuzz targets do: a failure must wrap ErrInvalid, and a stream that ends
+// without one must hold exactly the tensor's numel values.
+func CheckStreams(t testing.TB, ck convert.Checkpoint, limit int64) {
+	t.Helper()
+	for i, tn := range ck.Info().Tensors {
+		rc, err := ck.Values(context.Background(), i)
+		if err != nil {
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Fatalf("tensor %q: values: %v is not ErrInvalid", tn.Name, err)
+			}
+			continue
+		}
+		n, err := io.Copy(io.Discard, io.LimitReader(rc, limit))
+		rc.Close()
+		if err != nil {
+			if !errors.Is(err, convert.ErrInvalid) {
+				t.Fatalf("tensor %q: stream: %v is not ErrInvalid", tn.Name, err)
+			}
+			continue
+		}
+		if want := tn.Numel() * int64(tn.DType.Size()); n != want {
+			t.Fatalf("tensor %q streamed %d bytes, want %d", tn.Name, n, want)
+		}
+	}
+}

@@ -4,7 +4,6 @@ package onnx_test
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,25 +36,6 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		defer ck.Close()
-		for i, tn := range ck.Info().Tensors {
-			rc, err := ck.Values(context.Background(), i)
-			if err != nil {
-				if !errors.Is(err, convert.ErrInvalid) {
-					t.Fatalf("values: %v is not ErrInvalid", err)
-				}
-				continue
-			}
-			n, err := io.Copy(io.Discard, io.LimitReader(rc, 64<<20))
-			rc.Close()
-			if err != nil {
-				if !errors.Is(err, convert.ErrInvalid) {
-					t.Fatalf("stream: %v is not ErrInvalid", err)
-				}
-				continue
-			}
-			if want := tn.Numel() * int64(tn.DType.Size()); n != want {
-				t.Fatalf("tensor %q streamed %d bytes, want %d", tn.Name, n, want)
-			}
-		}
+		converttest.CheckStreams(t, ck, 64<<20)
 	})
 }
