@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -350,4 +351,42 @@ func CheckStreams(t testing.TB, ck convert.Checkpoint, limit int64) {
 			t.Fatalf("tensor %q streamed %d bytes, want %d", tn.Name, n, want)
 		}
 	}
+}
+
+// OpenAndReadAll opens src as format (or "auto") with lim and streams every
+// tensor as ReadAll does, returning the first error.
+func OpenAndReadAll(src convert.Source, format string, lim convert.Limits) error {
+	ck, err := convert.Open(context.Background(), src, format, lim)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	return ReadAll(ck)
+}
+
+// ReadAll streams every tensor of ck and returns the first error. It reads
+// exactly the bytes the shape says first, as an exporter does (a corrupt
+// stream must fail before its last byte), then to the end of the stream; a
+// stream shorter or longer than its shape without an error is an error.
+func ReadAll(ck convert.Checkpoint) error {
+	for i, tn := range ck.Info().Tensors {
+		rc, err := ck.Values(context.Background(), i)
+		if err != nil {
+			return err
+		}
+		_, err = io.CopyN(io.Discard, rc, tn.Numel()*int64(tn.DType.Size()))
+		if err == io.EOF {
+			err = fmt.Errorf("tensor %q: short stream without an error", tn.Name)
+		} else if err == nil {
+			var n int64
+			if n, err = io.Copy(io.Discard, rc); err == nil && n > 0 {
+				err = fmt.Errorf("tensor %q: %d bytes beyond its shape", tn.Name, n)
+			}
+		}
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

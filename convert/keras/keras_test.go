@@ -1,7 +1,6 @@
 package keras
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,40 +215,13 @@ func TestHostileInputsFailClearly(t *testing.T) {
 	files := converttest.HostileFiles(t, "keras-*")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			converttest.CheckRefused(t, f, openAndRead(t, f))
+			err := converttest.OpenAndReadAll(converttest.OpenFile(t, f), "keras", convert.Limits{}.Defaults())
+			converttest.CheckRefused(t, f, err)
 		})
 	}
 	if n := len(files); n < 6 {
 		t.Errorf("only %d hostile keras files", n)
 	}
-}
-
-// openAndRead opens path as a Keras checkpoint and streams every tensor.
-func openAndRead(t testing.TB, path string) error {
-	src := converttest.OpenFile(t, path)
-	ck, err := convert.Open(context.Background(), src, "keras", convert.Limits{}.Defaults())
-	if err != nil {
-		return err
-	}
-	defer ck.Close()
-	for i := range ck.Info().Tensors {
-		rc, err := ck.Values(context.Background(), i)
-		if err != nil {
-			return err
-		}
-		buf := make([]byte, 1<<16)
-		for {
-			_, err := rc.Read(buf)
-			if err != nil {
-				rc.Close()
-				if err.Error() == "EOF" {
-					break
-				}
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // TestDetection checks Match: HDF5 by signature (also after a user block),

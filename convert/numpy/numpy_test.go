@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -231,43 +230,17 @@ func TestTruncatedFilesAreInvalid(t *testing.T) {
 		}
 		step := max(len(full)/97, 1)
 		for n := 0; n < len(full); n += step {
-			if err := openAndReadAll(memSource(filepath.Base(f), full[:n])); !errors.Is(err, convert.ErrInvalid) {
+			if err := converttest.OpenAndReadAll(memSource(filepath.Base(f), full[:n]), "auto", convert.Limits{}); !errors.Is(err, convert.ErrInvalid) {
 				t.Fatalf("%s cut at %d of %d bytes: want ErrInvalid, got %v", f, n, len(full), err)
 			}
 		}
 	}
 }
 
-// openAndReadAll detects and opens src and streams every tensor to the end.
-func openAndReadAll(src convert.Source) error {
-	ck, err := convert.Open(context.Background(), src, "auto", convert.Limits{})
-	if err != nil {
-		return err
-	}
-	defer ck.Close()
-	for i, tn := range ck.Info().Tensors {
-		rc, err := ck.Values(context.Background(), i)
-		if err != nil {
-			return err
-		}
-		// Read exactly what the shape says and no further, as an exporter
-		// does: a corrupt stream must fail before its last byte.
-		_, err = io.CopyN(io.Discard, rc, tn.Numel()*int64(tn.DType.Size()))
-		rc.Close()
-		if err == io.EOF {
-			return errors.New("short stream without an error")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func TestHostileInputs(t *testing.T) {
 	for _, c := range hostileCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			err := openAndReadAll(memSource(c.file, c.data))
+			err := converttest.OpenAndReadAll(memSource(c.file, c.data), "auto", convert.Limits{})
 			if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("want ErrInvalid with %q, got %v", c.msg, err)
 			}

@@ -128,30 +128,10 @@ func TestHostileModelsFailCleanly(t *testing.T) {
 	}
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			converttest.CheckRefused(t, path, openAndReadAll(converttest.OpenFile(t, path), convert.Limits{}))
+			err := converttest.OpenAndReadAll(converttest.OpenFile(t, path), "auto", convert.Limits{}.Defaults())
+			converttest.CheckRefused(t, path, err)
 		})
 	}
-}
-
-func openAndReadAll(src convert.Source, lim convert.Limits) error {
-	ctx := context.Background()
-	ck, err := convert.Open(ctx, src, "auto", lim.Defaults())
-	if err != nil {
-		return err
-	}
-	defer ck.Close()
-	for i := range ck.Info().Tensors {
-		rc, err := ck.Values(ctx, i)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func TestMissingExternalFileIsInvalid(t *testing.T) {
@@ -249,7 +229,7 @@ func TestSparseIndicesMustAscend(t *testing.T) {
 	sp = protowire.AppendBytes(protowire.AppendTag(sp, 2, protowire.BytesType), idx)
 	sp = protowire.AppendBytes(protowire.AppendTag(sp, 3, protowire.BytesType), protowire.AppendVarint(nil, 4))
 	b := model(protowire.AppendBytes(protowire.AppendTag(nil, 15, protowire.BytesType), sp))
-	err := openAndReadAll(&converttest.Mem{Data: b}, convert.Limits{})
+	err := converttest.OpenAndReadAll(&converttest.Mem{Data: b}, "auto", convert.Limits{}.Defaults())
 	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "ascending") {
 		t.Fatalf("error %v", err)
 	}

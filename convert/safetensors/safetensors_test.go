@@ -191,34 +191,10 @@ func binary8(n uint64) []byte {
 	return b
 }
 
-// openAndReadAll detects and opens src and streams every tensor to the end.
-func openAndReadAll(src convert.Source, lim convert.Limits) error {
-	ck, err := convert.Open(context.Background(), src, "auto", lim)
-	if err != nil {
-		return err
-	}
-	defer ck.Close()
-	for i, tn := range ck.Info().Tensors {
-		rc, err := ck.Values(context.Background(), i)
-		if err != nil {
-			return err
-		}
-		n, err := io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return err
-		}
-		if want := tn.Numel() * int64(tn.DType.Size()); n != want {
-			return errors.New("short stream without an error")
-		}
-	}
-	return nil
-}
-
 func TestHostileInputs(t *testing.T) {
 	for _, c := range hostileCases() {
 		t.Run(c.name, func(t *testing.T) {
-			err := openAndReadAll(memSource("h.safetensors", c.data), convert.Limits{})
+			err := converttest.OpenAndReadAll(memSource("h.safetensors", c.data), "auto", convert.Limits{})
 			if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("want ErrInvalid with %q, got %v", c.msg, err)
 			}
@@ -242,7 +218,7 @@ func TestHeaderLimit(t *testing.T) {
 func TestTruncatedFilesAreInvalid(t *testing.T) {
 	full := stFile(map[string]string{"format": "pt"}, allDTypes()...)
 	for n := 0; n < len(full); n++ {
-		if err := openAndReadAll(memSource("t.safetensors", full[:n]), convert.Limits{}); !errors.Is(err, convert.ErrInvalid) {
+		if err := converttest.OpenAndReadAll(memSource("t.safetensors", full[:n]), "auto", convert.Limits{}); !errors.Is(err, convert.ErrInvalid) {
 			t.Fatalf("cut at %d of %d bytes: want ErrInvalid, got %v", n, len(full), err)
 		}
 	}
@@ -361,7 +337,7 @@ func TestShardedIndexChecked(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			files := shardedFiles(c.index)
 			delete(files, c.remove)
-			err := openAndReadAll(indexSource(files), convert.Limits{})
+			err := converttest.OpenAndReadAll(indexSource(files), "auto", convert.Limits{})
 			if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("want ErrInvalid with %q, got %v", c.msg, err)
 			}

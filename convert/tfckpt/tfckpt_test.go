@@ -456,12 +456,7 @@ func openAndReadAll(src convert.Source) error {
 		return err
 	}
 	defer ck.Close()
-	for i := range ck.Info().Tensors {
-		if _, err := readAll(ck, i); err != nil {
-			return err
-		}
-	}
-	return nil
+	return converttest.ReadAll(ck)
 }
 
 // Hostile corpus: each testdata/hostile/tf-* case fails as its .err says.
