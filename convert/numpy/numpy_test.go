@@ -34,17 +34,24 @@ func loadExpected(t *testing.T) map[string]map[string]expectedFile {
 // checkAgainst opens path and compares every tensor, bit for bit, with numpy's reading.
 func checkAgainst(t *testing.T, path string, want expectedFile) {
 	t.Helper()
+	ck := openNumpy(t, path)
+	defer ck.Close()
+	converttest.MatchTensors(t, ck, want.Tensors)
+	converttest.MatchSkipped(t, ck.Info().Skipped, want.Skipped)
+}
+
+// openNumpy opens path, which must be read as numpy.
+func openNumpy(t *testing.T, path string) convert.Checkpoint {
+	t.Helper()
 	ck, err := converttest.Open(t, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ck.Close()
-	info := ck.Info()
-	if info.Format != "numpy" {
-		t.Fatalf("format %q, want numpy", info.Format)
+	if f := ck.Info().Format; f != "numpy" {
+		ck.Close()
+		t.Fatalf("format %q, want numpy", f)
 	}
-	converttest.MatchTensors(t, ck, want.Tensors)
-	converttest.MatchSkipped(t, info.Skipped, want.Skipped)
+	return ck
 }
 
 func TestNPYMatchesNumpy(t *testing.T) {
