@@ -462,7 +462,7 @@ func openAndReadAll(src convert.Source) error {
 // Hostile corpus: each testdata/hostile/tf-* case fails as its .err says.
 // Regenerate with CKPT2CSV_WRITE_HOSTILE=1.
 func TestHostileCorpus(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "hostile")
+	dir := converttest.HostileDir()
 	for _, tc := range invalidCases() {
 		if tc.file == "" {
 			continue
@@ -473,11 +473,11 @@ func TestHostileCorpus(t *testing.T) {
 				tc.bd.write(t, dir, tc.file)
 				writeErr(t, index, tc.msg)
 				// a data shard named on its own is not a checkpoint
-				for _, d := range dataFiles(t, dir, tc.file) {
+				for _, d := range converttest.HostileFiles(t, tc.file+".data-*") {
 					writeErr(t, d, "unrecognised checkpoint format")
 				}
 				if tc.file == "tf-index-checksum" || tc.file == "tf-size-mismatch" || tc.file == "tf-shard-out-of-range" {
-					for _, d := range dataFiles(t, dir, tc.file) { // single-file cases: the index alone fails
+					for _, d := range converttest.HostileFiles(t, tc.file+".data-*") { // single-file cases: the index alone fails
 						os.Remove(d)
 						os.Remove(d + ".err")
 					}
@@ -486,20 +486,6 @@ func TestHostileCorpus(t *testing.T) {
 			converttest.CheckRefused(t, index, openAndReadAll(converttest.OpenFile(t, index)))
 		})
 	}
-}
-
-func dataFiles(t *testing.T, dir, prefix string) []string {
-	m, err := filepath.Glob(filepath.Join(dir, prefix+".data-*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, f := range m {
-		if !strings.HasSuffix(f, ".err") {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func writeErr(t *testing.T, path, msg string) {
