@@ -390,3 +390,13 @@ func ReadAll(ck convert.Checkpoint) error {
 	}
 	return nil
 }
+
+// Refused reports whether err is set, failing the test unless it wraps
+// ErrInvalid: a reader refuses bad input with ErrInvalid and nothing else.
+func Refused(t testing.TB, err error) bool {
+	t.Helper()
+	if err != nil && !errors.Is(err, convert.ErrInvalid) {
+		t.Fatalf("%v does not wrap ErrInvalid", err)
+	}
+	return err != nil
+}

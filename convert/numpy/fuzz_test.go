@@ -5,7 +5,6 @@ package numpy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -38,10 +37,7 @@ func FuzzHeader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := readHeader(bytes.NewReader(b), int64(len(b)), 1<<20)
-		if err != nil {
-			if !errors.Is(err, convert.ErrInvalid) {
-				t.Fatalf("error not ErrInvalid: %v", err)
-			}
+		if converttest.Refused(t, err) {
 			return
 		}
 		if h.DataOffset > int64(len(b)) || h.Numel < 0 || (h.Skip == "") != (h.DType != "") {
@@ -62,10 +58,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ck, err := open(context.Background(), memSource("f.npy", b), fuzzLimits)
-		if err != nil {
-			if !errors.Is(err, convert.ErrInvalid) {
-				t.Fatalf("error not ErrInvalid: %v", err)
-			}
+		if converttest.Refused(t, err) {
 			return
 		}
 		defer ck.Close()
