@@ -10,10 +10,11 @@ import (
 	"io"
 	"regexp"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"ckpt2csv/internal/glob"
 )
 
 // The export pipeline. One goroutine reads each tensor's value stream in
@@ -366,7 +367,7 @@ func newSelector(include, exclude []string) (*selector, error) {
 		out   *[]*regexp.Regexp
 	}{{include, &s.include}, {exclude, &s.exclude}} {
 		for _, g := range l.globs {
-			re, err := globRegexp(g)
+			re, err := glob.Compile(g, false)
 			if err != nil {
 				return nil, err
 			}
@@ -387,43 +388,6 @@ func (s *selector) keep(name string) bool {
 	return ok
 }
 
-// globRegexp compiles a tensor-name glob: * and ** match any run of
-// characters (separators included: names use '.' and '/'), ? one character,
-// [...] a class.
-func globRegexp(g string) (*regexp.Regexp, error) {
-	var sb strings.Builder
-	sb.WriteString("^")
-	for i := 0; i < len(g); i++ {
-		switch c := g[i]; c {
-		case '*':
-			sb.WriteString(".*")
-			for i+1 < len(g) && g[i+1] == '*' {
-				i++
-			}
-		case '?':
-			sb.WriteString(".")
-		case '[':
-			j := strings.IndexByte(g[i:], ']')
-			if j < 0 {
-				return nil, fmt.Errorf("glob %q: unclosed [", g)
-			}
-			class := g[i+1 : i+j]
-			if strings.HasPrefix(class, "!") {
-				class = "^" + class[1:]
-			}
-			sb.WriteString("[" + class + "]")
-			i += j
-		default:
-			sb.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	sb.WriteString("$")
-	re, err := regexp.Compile(sb.String())
-	if err != nil {
-		return nil, fmt.Errorf("glob %q: %w", g, err)
-	}
-	return re, nil
-}
 
 // shardWriter writes blocks in order into shards.
 type shardWriter struct {

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 
+	"ckpt2csv/internal/glob"
 	"ckpt2csv/storage"
 )
 
@@ -200,7 +201,7 @@ func expandGlob(ctx context.Context, e Entry) ([]Entry, error) {
 	defer b.Close()
 	fixed := key[:strings.IndexAny(key, "*?[")]
 	prefix := fixed[:strings.LastIndex(fixed, "/")+1]
-	re, err := pathGlob(key)
+	re, err := glob.Compile(key, true)
 	if err != nil {
 		return nil, usagef("manifest entry %q: %v", storage.Redact(e.URI), err)
 	}
@@ -238,41 +239,3 @@ func replaceKey(uri, oldKey, newKey string) string {
 	return strings.TrimSuffix(p, oldKey) + newKey + q
 }
 
-// pathGlob compiles a key glob: * and ? within one segment, ** across segments.
-func pathGlob(g string) (*regexp.Regexp, error) {
-	var sb strings.Builder
-	sb.WriteString("^")
-	for i := 0; i < len(g); i++ {
-		switch c := g[i]; c {
-		case '*':
-			if i+1 < len(g) && g[i+1] == '*' {
-				i++
-				if i+1 < len(g) && g[i+1] == '/' {
-					i++
-					sb.WriteString("(?:.*/)?")
-				} else {
-					sb.WriteString(".*")
-				}
-			} else {
-				sb.WriteString("[^/]*")
-			}
-		case '?':
-			sb.WriteString("[^/]")
-		case '[':
-			j := strings.IndexByte(g[i:], ']')
-			if j < 0 {
-				return nil, fmt.Errorf("unclosed [ in %q", g)
-			}
-			class := g[i+1 : i+j]
-			if strings.HasPrefix(class, "!") {
-				class = "^" + class[1:]
-			}
-			sb.WriteString("[" + class + "]")
-			i += j
-		default:
-			sb.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	sb.WriteString("$")
-	return regexp.Compile(sb.String())
-}
