@@ -388,7 +388,6 @@ func (s *selector) keep(name string) bool {
 	return ok
 }
 
-
 // shardWriter writes blocks in order into shards.
 type shardWriter struct {
 	ctx  context.Context

@@ -238,4 +238,3 @@ func replaceKey(uri, oldKey, newKey string) string {
 	p, q := splitQuery(uri)
 	return strings.TrimSuffix(p, oldKey) + newKey + q
 }
-
