@@ -57,14 +57,14 @@ for ck in resnet18 big60m; do
   get() { echo "$lim" | tr ',{}' '\n\n\n' | awk -F: -v k="\"$1\"" '$1==k {print $2}'; }
   f=$(get format_values_per_s) g=$(get gzip_values_per_s) z=$(get zstd_values_per_s) w=$(get write_values_per_s)
   h=$(get sha256_values_per_s) gr=$(get gzip_ratio) zr=$(get zstd_ratio)
-  # An export formats, compresses and checksums on the same cores, so its CPU
-  # limit adds their costs per value (sha256 runs over the stored bytes, on
-  # one core per shard); writing and the one-stream checksum cap it too.
+  # An export formats, compresses, checksums and writes on the same cores, so
+  # its limit adds their costs per value (sha256 and the write cover the
+  # stored bytes; sha256 runs on one core per shard, which caps it as well).
   declare -A limit
   cpu_limit() { # compress_rate ratio
     awk -v c="$(nproc)" -v f="$f" -v k="$1" -v r="$2" -v h="$h" -v w="$w" 'BEGIN {
-      cost = c/f + 1/(h*r); if (k > 0) cost += c/k
-      l = c/cost; if (w < l) l = w; if (h*r < l) l = h*r; print l }'
+      cost = c/f + 1/(h*r) + 1/(w*r); if (k > 0) cost += c/k
+      l = c/cost; if (h*r < l) l = h*r; print l }'
   }
   limit[none]=$(cpu_limit 0 1)
   limit[gzip]=$(cpu_limit "$g" "$gr")

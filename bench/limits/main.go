@@ -2,8 +2,8 @@
 // export, how fast the work an export does can go when each part runs alone:
 // shortest-float formatting of every value, gzip and zstd of the CSV text
 // (all cores), sha256 of the stored bytes (one core: a shard's checksum is one
-// stream), and writing the text to disk. bench/run.sh combines them into the
-// tightest limit of each compression mode.
+// stream), and writing the text to disk (one stream). bench/run.sh adds their
+// costs per value into the tightest limit of each compression mode.
 //
 //	limits -ckpt FILE -out DIR PLAIN.csv...
 package main
