@@ -135,7 +135,7 @@ func TestExampleManifestsParseAndExport(t *testing.T) {
 		file string
 		ids  []string
 	}{
-		{"manifest.txt", []string{"pytorch/cnn", "sklearn/logreg", "numpy/mlp", "safetensors/tiny"}},
+		{"manifest.txt", []string{"pytorch/cnn", "sklearn/logreg", "numpy/mlp", "safetensors/tiny", "keras/model"}},
 		{"manifest.jsonl", []string{"pytorch/cnn", "sklearn/logreg", "numpy/mlp", "tiny.safetensors"}},
 		{"manifest-globs.txt", []string{"tiny.safetensors", "mlp.npz", "cnn_state_dict.pt"}},
 	} {
