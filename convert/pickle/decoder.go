@@ -997,15 +997,23 @@ var dangerousAttr = map[string]bool{
 
 var getattrGlobal = Global{"builtins", "getattr"}
 
-// boundMethod reports whether getattr's arguments name a plain method of an
-// instance this pickle built: getattr(obj, "name"), how Python pickles a
-// bound method. Looking up a plain attribute of an inert record reaches no
-// module, class or builtin, so nothing can be run through it.
+// boundMethod reports whether getattr's arguments name a plain attribute of
+// an instance this pickle built, getattr(obj, "name") (how Python pickles a
+// bound method), or of a class the pickle named, getattr(Cls, "NAME") (how
+// it pickles an Enum member, common among hyper-parameters). The class went
+// through the deny list when it was named, dunder names are refused, and the
+// result stays an inert record that is never called.
 func boundMethod(args []any) bool {
 	if len(args) != 2 {
 		return false
 	}
-	if _, ok := args[0].(*Object); !ok {
+	switch a := args[0].(type) {
+	case *Object:
+	case Global:
+		if a.Module == "builtins" { // str.join and friends are gadgets
+			return false
+		}
+	default:
 		return false
 	}
 	name, ok := args[1].(string)

@@ -196,7 +196,7 @@ var hostile = []struct {
 	{"py2 __builtin__.eval", cat("c__builtin__\neval\n(S'1'\ntR."), "builtins.eval", convert.Limits{}},
 	{"exec", cat("cbuiltins\nexec\n(S'1'\ntR."), "builtins.exec", convert.Limits{}},
 	{"getattr gadget", cat("cbuiltins\ngetattr\n(cbuiltins\nstr\nS'join'\ntR."), "builtins.getattr", convert.Limits{}},
-	{"getattr on a module", cat("cbuiltins\ngetattr\n(cmymod\nrunner\nS'system'\ntR."), "builtins.getattr", convert.Limits{}},
+	{"getattr on a module, then called", cat("cbuiltins\ngetattr\n(cmymod\nrunner\nS'system'\ntR(S'id'\ntR."), "REDUCE calls a", convert.Limits{}},
 	{"getattr dunder on an instance", cat("cbuiltins\ngetattr\n(ccollections\nOrderedDict\n)RS'__class__'\ntR."), "builtins.getattr", convert.Limits{}},
 	{"getattr newobj", cat("\x80\x02cbuiltins\ngetattr\n)\x81."), "builtins.getattr", convert.Limits{}},
 	{"getattr inst", cat("(S'x'\nibuiltins\ngetattr\n."), "builtins.getattr", convert.Limits{}},
@@ -371,6 +371,26 @@ func TestBoundMethodIsRecorded(t *testing.T) {
 	}
 	if got := Repr(v); got != `builtins.getattr(torch.optim.lr_scheduler.OneCycleLR()<-{}, "_cosine_annealing")` {
 		t.Fatal(got)
+	}
+}
+
+// An Enum member is pickled as getattr(Cls, "NAME"): an inert record.
+func TestEnumMembersStayInert(t *testing.T) {
+	for _, data := range []string{
+		"\x80\x02c__builtin__\ngetattr\nq\x00c__main__\nMode\nq\x01X\x01\x00\x00\x00Aq\x02\x86q\x03Rq\x04.",
+		"\x80\x04\x95;\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01m\x94\x8c\x08builtins\x94\x8c\x07getattr\x94\x93\x94\x8c\x08__main__\x94\x8c\x04Mode\x94\x93\x94\x8c\x01A\x94\x86\x94R\x94s.",
+	} {
+		if v, err := Unmarshal([]byte(data), Options{}); err != nil {
+			t.Errorf("%q: %v (%s)", data, err, Repr(v))
+		}
+	}
+	for _, bad := range []string{
+		"cbuiltins\ngetattr\n(cmymod\nThing\nS'__reduce__'\ntR.",
+		"cbuiltins\ngetattr\n(cos\nsystem\nS'x'\ntR.",
+	} {
+		if _, err := Unmarshal(cat(bad), Options{}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
 
