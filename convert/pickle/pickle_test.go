@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -469,5 +470,22 @@ func TestExpandedCountsPaths(t *testing.T) {
 	v, _ = Unmarshal(b, Options{})
 	if n, err := Expanded(v, 1e9, 1000); err != nil || n > 200 {
 		t.Fatalf("values: n=%d err=%v", n, err)
+	}
+}
+
+func TestKeyStringIsPythonStr(t *testing.T) {
+	for _, tc := range []struct {
+		k    any
+		want string
+	}{
+		{"conv1.weight", "conv1.weight"}, {int64(3), "3"}, {true, "True"}, {None{}, "None"},
+		{1.5, "1.5"}, {2.0, "2.0"}, {math.Inf(-1), "-inf"},
+	} {
+		if got := KeyString(tc.k); got != tc.want {
+			t.Errorf("KeyString(%v) = %q, want %q", tc.k, got, tc.want)
+		}
+	}
+	if JoinPath("", "a") != "a" || JoinPath("optimizer.state", "0") != "optimizer.state.0" {
+		t.Error("JoinPath")
 	}
 }

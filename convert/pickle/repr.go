@@ -123,3 +123,20 @@ func Repr(v any) string {
 	rec(v, 0)
 	return b.String()
 }
+
+// KeyString renders a dict key as Python's str() does, for naming the value
+// under it: a string as it is, anything else as its repr.
+func KeyString(k any) string {
+	if s, ok := k.(string); ok {
+		return s
+	}
+	return Repr(k)
+}
+
+// JoinPath appends a key to a dotted path (SPEC §4: "optimizer.state.0.exp_avg").
+func JoinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

@@ -5,8 +5,6 @@
 package pytorch
 
 import (
-	"math"
-	"math/big"
 	"strconv"
 	"strings"
 
@@ -55,46 +53,13 @@ var moduleInternals = map[string]bool{
 	"training": true, "_version": true,
 }
 
-// join appends a key to a name.
-func join(prefix, key string) string {
-	if prefix == "" {
-		return key
-	}
-	return prefix + "." + key
-}
-
-// keyString renders a dict key as Python's str() would.
+// keyString renders a dict key as Python's str() would, a long repr clipped.
 func keyString(k any) string {
-	switch k := k.(type) {
-	case string:
-		return k
-	case int64:
-		return strconv.FormatInt(k, 10)
-	case *big.Int:
-		return k.String()
-	case bool:
-		if k {
-			return "True"
-		}
-		return "False"
-	case float64:
-		switch {
-		case math.IsInf(k, 1):
-			return "inf"
-		case math.IsInf(k, -1):
-			return "-inf"
-		case math.IsNaN(k):
-			return "nan"
-		}
-		s := strconv.FormatFloat(k, 'g', -1, 64)
-		if !strings.ContainsAny(s, ".e") {
-			s += ".0"
-		}
-		return s
-	case pickle.None:
-		return "None"
+	s := pickle.KeyString(k)
+	if _, ok := k.(string); !ok {
+		s = clip(s)
 	}
-	return clip(pickle.Repr(k))
+	return s
 }
 
 // emit records a tensor under a name.
@@ -165,7 +130,7 @@ func (r *reader) walk(v any, name, layerType string, depth int) error {
 	r.seen[v] = true
 	if d, ok := pickle.AsDict(v); ok {
 		for _, it := range d.Items {
-			if err := r.walk(it.Value, join(name, keyString(it.Key)), "", depth+1); err != nil {
+			if err := r.walk(it.Value, pickle.JoinPath(name, keyString(it.Key)), "", depth+1); err != nil {
 				return err
 			}
 		}
@@ -176,7 +141,7 @@ func (r *reader) walk(v any, name, layerType string, depth int) error {
 	}
 	if items, ok := pickle.AsList(v); ok {
 		for i, x := range items {
-			if err := r.walk(x, join(name, strconv.Itoa(i)), "", depth+1); err != nil {
+			if err := r.walk(x, pickle.JoinPath(name, strconv.Itoa(i)), "", depth+1); err != nil {
 				return err
 			}
 		}
@@ -200,13 +165,13 @@ func (r *reader) walkObject(o *pickle.Object, name string, depth int, itemsDone 
 	if !itemsDone {
 		if o.Items != nil {
 			for _, it := range o.Items.Items {
-				if err := r.walk(it.Value, join(name, keyString(it.Key)), "", depth+1); err != nil {
+				if err := r.walk(it.Value, pickle.JoinPath(name, keyString(it.Key)), "", depth+1); err != nil {
 					return err
 				}
 			}
 		}
 		for i, x := range o.List {
-			if err := r.walk(x, join(name, strconv.Itoa(i)), "", depth+1); err != nil {
+			if err := r.walk(x, pickle.JoinPath(name, strconv.Itoa(i)), "", depth+1); err != nil {
 				return err
 			}
 		}
@@ -226,7 +191,7 @@ func (r *reader) walkObject(o *pickle.Object, name string, depth int, itemsDone 
 		for _, group := range []any{params, buffers} {
 			if d, ok := pickle.AsDict(group); ok {
 				for _, it := range d.Items {
-					if err := r.walkMember(it.Value, join(name, keyString(it.Key)), layer, depth); err != nil {
+					if err := r.walkMember(it.Value, pickle.JoinPath(name, keyString(it.Key)), layer, depth); err != nil {
 						return err
 					}
 				}
@@ -234,7 +199,7 @@ func (r *reader) walkObject(o *pickle.Object, name string, depth int, itemsDone 
 		}
 		if d, ok := pickle.AsDict(modules); ok {
 			for _, it := range d.Items {
-				if err := r.walkModule(it.Value, join(name, keyString(it.Key)), depth+1); err != nil {
+				if err := r.walkModule(it.Value, pickle.JoinPath(name, keyString(it.Key)), depth+1); err != nil {
 					return err
 				}
 			}
@@ -245,7 +210,7 @@ func (r *reader) walkObject(o *pickle.Object, name string, depth int, itemsDone 
 			if moduleInternals[k] {
 				continue
 			}
-			if err := r.walkMember(it.Value, join(name, keyString(it.Key)), layer, depth); err != nil {
+			if err := r.walkMember(it.Value, pickle.JoinPath(name, keyString(it.Key)), layer, depth); err != nil {
 				return err
 			}
 		}
@@ -263,7 +228,7 @@ func (r *reader) walkObject(o *pickle.Object, name string, depth int, itemsDone 
 		if torchScript {
 			lt = layer
 		}
-		if err := r.walkMember(it.Value, join(name, keyString(it.Key)), lt, depth); err != nil {
+		if err := r.walkMember(it.Value, pickle.JoinPath(name, keyString(it.Key)), lt, depth); err != nil {
 			return err
 		}
 	}

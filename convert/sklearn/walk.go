@@ -55,24 +55,6 @@ type walker struct {
 	visits  int
 }
 
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// keyString renders a dict key as part of a path.
-func keyString(k any) string {
-	switch k := k.(type) {
-	case string:
-		return k
-	case int64:
-		return strconv.FormatInt(k, 10)
-	}
-	return pickle.Repr(k)
-}
-
 // walkable reports whether v may hold an array: plain scalars and strings
 // are passed over without building their path.
 func walkable(v any) bool {
@@ -131,7 +113,7 @@ func (w *walker) dict(d *pickle.Dict, path, owner string, depth int) error {
 		if !walkable(it.Value) {
 			continue
 		}
-		if err := w.walk(it.Value, join(path, keyString(it.Key)), owner, depth+1); err != nil {
+		if err := w.walk(it.Value, pickle.JoinPath(path, pickle.KeyString(it.Key)), owner, depth+1); err != nil {
 			return err
 		}
 	}
@@ -143,7 +125,7 @@ func (w *walker) items(items []any, first int, path, owner string, depth int) er
 		if !walkable(x) {
 			continue
 		}
-		if err := w.walk(x, join(path, strconv.Itoa(first+i)), owner, depth+1); err != nil {
+		if err := w.walk(x, pickle.JoinPath(path, strconv.Itoa(first+i)), owner, depth+1); err != nil {
 			return err
 		}
 	}
@@ -197,7 +179,7 @@ func (w *walker) object(o *pickle.Object, path, owner string, depth int) error {
 		return nil
 	case cls.Is("sklearn.tree._tree", "Tree") && o.Op == pickle.OpReduce && len(o.Args) >= 2:
 		// Tree(n_features, n_classes, n_outputs) + BUILD {max_depth, node_count, nodes, values}
-		if err := w.walk(o.Args[1], join(path, "n_classes"), cls.Name, depth+1); err != nil {
+		if err := w.walk(o.Args[1], pickle.JoinPath(path, "n_classes"), cls.Name, depth+1); err != nil {
 			return err
 		}
 	}
@@ -209,7 +191,7 @@ func (w *walker) object(o *pickle.Object, path, owner string, depth int) error {
 		// BinaryTree.__getstate__'s tuple, named by its fields
 		for i, x := range st.Items {
 			if walkable(x) {
-				if err := w.walk(x, join(path, binaryTreeState[i]), owner, depth+1); err != nil {
+				if err := w.walk(x, pickle.JoinPath(path, binaryTreeState[i]), owner, depth+1); err != nil {
 					return err
 				}
 			}
@@ -291,12 +273,12 @@ func (w *walker) array(a *array, path, owner string, depth int) error {
 		return add(name, a.dt, 0, nil)
 	}
 	for _, f := range a.st.fields {
-		if err := add(join(path, f.name), f.dt, f.offset, f.sub); err != nil {
+		if err := add(pickle.JoinPath(path, f.name), f.dt, f.offset, f.sub); err != nil {
 			return err
 		}
 	}
 	for _, s := range a.st.skipped {
-		w.skip(join(path, s.Name), s.Reason)
+		w.skip(pickle.JoinPath(path, s.Name), s.Reason)
 	}
 	return nil
 }
@@ -338,7 +320,7 @@ func (w *walker) objectArray(a *array, path, owner string, depth int) error {
 				}
 				key.WriteString(strconv.FormatInt(i, 10))
 			}
-			if err := w.walk(x, join(path, key.String()), owner, depth+1); err != nil {
+			if err := w.walk(x, pickle.JoinPath(path, key.String()), owner, depth+1); err != nil {
 				return err
 			}
 		}
