@@ -122,6 +122,36 @@ func (c *cancelOnError) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo keeps the source's WriteTo (a handoff's, which spares a copy of
+// every byte) while still cancelling the upload when the source fails.
+func (c *cancelOnError) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := c.r.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{c})
+	}
+	dst := &sinkErr{w: w}
+	n, err := wt.WriteTo(dst)
+	if err != nil && dst.err == nil {
+		c.err = err
+		c.cancel(err)
+	}
+	return n, err
+}
+
+// sinkErr records whether an error came from the destination.
+type sinkErr struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sinkErr) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
+}
+
 func (g *blobBackend) Delete(ctx context.Context, key string) error {
 	return g.err(g.b.Delete(ctx, key))
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sync/atomic"
 	"time"
 )
 
@@ -18,7 +16,7 @@ var errUploadEnded = errors.New("upload ended before the writer was closed")
 
 // Writer streams one object to the store. Nothing is visible at the key until
 // Close succeeds; Abort (or a failed Close) leaves nothing behind: no object,
-// no temp file, no multipart upload. Writes are fed through a pipe into the
+// no temp file, no multipart upload. Writes are handed through a pipe to the
 // backend's Upload, so a slow store slows the writer (no unbounded buffering).
 //
 // Call exactly one of Close or Abort; Abort after Close is a no-op. A Writer
@@ -28,13 +26,12 @@ type Writer struct {
 	b       *Bucket
 	ctx     context.Context
 	key     string
-	pw      *io.PipeWriter
+	pipe    *handoff
 	cancel  context.CancelFunc
 	done    chan struct{}
 	err     error // the upload's result, set before done closes
 	written int64
 	started time.Time
-	sawEOF  atomic.Bool // the backend read the end of the data: it may have committed
 	closed  bool
 }
 
@@ -50,10 +47,10 @@ func (b *Bucket) Create(ctx context.Context, key, contentType string) (*Writer, 
 	// cancelled in flight has an unknown outcome: the store may publish the
 	// object after the client gave up, and after any clean-up ran.
 	uctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	pr, pw := io.Pipe()
-	w := &Writer{b: b, ctx: ctx, key: key, pw: pw, cancel: cancel, done: make(chan struct{}), started: time.Now()}
+	pipe := newHandoff()
+	w := &Writer{b: b, ctx: ctx, key: key, pipe: pipe, cancel: cancel, done: make(chan struct{}), started: time.Now()}
 	stop := context.AfterFunc(ctx, func() {
-		if !w.sawEOF.Load() {
+		if !pipe.eof.Load() {
 			cancel()
 			return
 		}
@@ -62,34 +59,20 @@ func (b *Bucket) Create(ctx context.Context, key, contentType string) (*Writer, 
 	go func() {
 		defer close(w.done)
 		defer stop()
-		err := b.be.Upload(uctx, key, &eofReader{r: pr, eof: &w.sawEOF}, contentType)
+		err := b.be.Upload(uctx, key, pipe, contentType)
 		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 		}
 		if err == nil {
 			// Upload must consume everything; if it returned early, the
 			// writer's next Write fails rather than blocking forever.
-			pr.CloseWithError(errUploadEnded)
+			pipe.closeRead(errUploadEnded)
 		} else {
-			pr.CloseWithError(err)
+			pipe.closeRead(err)
 			w.err = b.wrap("write", key, err)
 		}
 	}()
 	return w, nil
-}
-
-// eofReader records that the end of the data was read.
-type eofReader struct {
-	r   io.Reader
-	eof *atomic.Bool
-}
-
-func (e *eofReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err == io.EOF {
-		e.eof.Store(true)
-	}
-	return n, err
 }
 
 // Write appends p to the object.
@@ -97,7 +80,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, w.b.wrap("write", w.key, errors.New("write after close"))
 	}
-	n, err := w.pw.Write(p)
+	n, err := w.pipe.Write(p)
 	w.written += int64(n)
 	if err != nil {
 		<-w.done
@@ -124,17 +107,17 @@ func (w *Writer) Close() error {
 	if err := w.ctx.Err(); err != nil {
 		// Cancelled before Close: an abort, as with gocloud's writers.
 		w.cancel()
-		w.pw.CloseWithError(err)
+		w.pipe.closeWrite(err)
 		<-w.done
 		if w.err == nil {
 			w.err = w.b.wrap("write", w.key, context.Cause(w.ctx))
 		}
 		return w.err
 	}
-	w.pw.Close()
+	w.pipe.closeWrite(nil)
 	<-w.done
 	w.cancel()
-	if w.err != nil && w.sawEOF.Load() {
+	if w.err != nil && w.pipe.eof.Load() {
 		w.unpublish()
 	}
 	return w.err
@@ -166,6 +149,6 @@ func (w *Writer) Abort() {
 	}
 	w.closed = true
 	w.cancel() // first: a driver that sees the reader fail must see a cancelled context too
-	w.pw.CloseWithError(errAborted)
+	w.pipe.closeWrite(errAborted)
 	<-w.done
 }
