@@ -1,0 +1,5 @@
+//go:build !race
+
+package ftoa32
+
+const raceEnabled = false
