@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"ckpt2csv/internal/ftoa32"
 )
 
 // CSV rows are encoded from the Arrow arrays straight into a byte buffer:
@@ -62,6 +64,11 @@ func ParseColumns(s string) ([]string, error) {
 // per-row fields, flat_index and value.
 type rowTemplate struct {
 	parts []part
+	// pre, mid and post are the text around flat_index and value when a row
+	// holds both in that order (the default columns): the common case gets a
+	// loop without the per-part switch.
+	pre, mid, post []byte
+	flatThenValue  bool
 }
 
 type partKind uint8
@@ -107,7 +114,18 @@ func newRowTemplate(cols []string, layerIndex int, layer, param, tensor string, 
 	}
 	lit = append(lit, '\n')
 	parts = append(parts, part{kind: partText, text: lit})
-	return rowTemplate{parts: parts}
+	t := rowTemplate{parts: parts}
+	kinds := make([]partKind, len(parts))
+	for i, p := range parts {
+		kinds[i] = p.kind
+	}
+	switch {
+	case slices.Equal(kinds, []partKind{partFlat, partText, partValue, partText}):
+		t.mid, t.post, t.flatThenValue = parts[1].text, parts[3].text, true
+	case slices.Equal(kinds, []partKind{partText, partFlat, partText, partValue, partText}):
+		t.pre, t.mid, t.post, t.flatThenValue = parts[0].text, parts[2].text, parts[4].text, true
+	}
+	return t
 }
 
 // appendText writes a text field: a leading character a spreadsheet reads as
@@ -148,7 +166,18 @@ func (t *rowTemplate) formatRecord(b []byte, ends []int32, rec arrow.RecordBatch
 	ends = slices.Grow(ends, len(idx))
 	var ctr decimalCounter
 	ctr.set(idx[0])
-	if a, ok := rec.Column(1).(*array.Float32); ok {
+	if a, ok := rec.Column(1).(*array.Float32); ok && t.flatThenValue {
+		for _, v := range a.Float32Values() {
+			b = append(b, t.pre...)
+			b = append(b, ctr.digits()...)
+			b = append(b, t.mid...)
+			b = AppendFloat32(b, v)
+			b = append(b, t.post...)
+			ctr.inc()
+			ends = append(ends, int32(len(b)))
+		}
+		return b, ends
+	} else if ok {
 		for _, v := range a.Float32Values() {
 			for _, p := range t.parts {
 				switch p.kind {
@@ -157,7 +186,7 @@ func (t *rowTemplate) formatRecord(b []byte, ends []int32, rec arrow.RecordBatch
 				case partFlat:
 					b = append(b, ctr.digits()...)
 				case partValue:
-					b = AppendFloat(b, float64(v), 32)
+					b = AppendFloat32(b, v)
 				}
 			}
 			ctr.inc()
@@ -224,7 +253,7 @@ func (c *decimalCounter) inc() {
 func appendValue(b []byte, arr arrow.Array, i int) []byte {
 	switch a := arr.(type) {
 	case *array.Float32:
-		return AppendFloat(b, float64(a.Value(i)), 32)
+		return AppendFloat32(b, a.Value(i))
 	case *array.Float64:
 		return AppendFloat(b, a.Value(i), 64)
 	case *array.Int64:
@@ -254,6 +283,9 @@ func appendValue(b []byte, arr arrow.Array, i int) []byte {
 
 // AppendFloat writes f as SPEC §4 asks: shortest round-trip text at bitSize, or NaN, Inf, -Inf.
 func AppendFloat(b []byte, f float64, bitSize int) []byte {
+	if bitSize == 32 {
+		return AppendFloat32(b, float32(f))
+	}
 	switch {
 	case f != f:
 		return append(b, "NaN"...)
@@ -263,4 +295,18 @@ func AppendFloat(b []byte, f float64, bitSize int) []byte {
 		return append(b, "-Inf"...)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, bitSize)
+}
+
+// AppendFloat32 is AppendFloat for a float32, on the fast path most values take.
+func AppendFloat32(b []byte, f float32) []byte {
+	if bits := math.Float32bits(f); bits&0x7f800000 == 0x7f800000 {
+		switch {
+		case bits&0x7fffff != 0:
+			return append(b, "NaN"...)
+		case bits>>31 == 0:
+			return append(b, "Inf"...)
+		}
+		return append(b, "-Inf"...)
+	}
+	return ftoa32.AppendFloat32(b, f)
 }

@@ -1,6 +1,8 @@
 package convert
 
 import (
+	"encoding/binary"
+	"math"
 	"strconv"
 	"testing"
 )
@@ -57,6 +59,35 @@ func TestAppendFloatShortestAtOwnWidth(t *testing.T) {
 	} {
 		if got := string(AppendFloat(nil, tc.f, tc.bits)); got != tc.want {
 			t.Errorf("AppendFloat(%v, %d) = %q, want %q", tc.f, tc.bits, got, tc.want)
+		}
+	}
+}
+
+func TestFormatRecordEveryColumnOrder(t *testing.T) {
+	vals := []float32{0.5, -1.25e-7, float32(math.NaN())}
+	for _, tc := range []struct {
+		cols []string
+		want string
+	}{
+		{DefaultColumns, "3,fc,weight,fc.weight,7,0.5\n3,fc,weight,fc.weight,8,-1.25e-07\n3,fc,weight,fc.weight,9,NaN\n"},
+		{[]string{ColFlatIndex, ColValue}, "7,0.5\n8,-1.25e-07\n9,NaN\n"},
+		{[]string{ColFlatIndex, ColTensor, ColValue, ColLayerIndex}, "7,fc.weight,0.5,3\n8,fc.weight,-1.25e-07,3\n9,fc.weight,NaN,3\n"},
+		{[]string{ColValue, ColFlatIndex}, "0.5,7\n-1.25e-07,8\nNaN,9\n"},
+		{[]string{ColLayerName, ColValue}, "fc,0.5\nfc,-1.25e-07\nfc,NaN\n"},
+		{[]string{ColTensor}, "fc.weight\nfc.weight\nfc.weight\n"},
+	} {
+		tmpl := newRowTemplate(tc.cols, 3, "fc", "weight", "fc.weight", false)
+		raw := binary.LittleEndian.AppendUint32(nil, math.Float32bits(vals[0]))
+		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(vals[1]))
+		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(vals[2]))
+		rec := buildRecord(schemaFor(Float32), Float32, raw, 3, 7, make([]int64, 3), nil)
+		text, ends := tmpl.formatRecord(nil, nil, rec)
+		rec.Release()
+		if string(text) != tc.want {
+			t.Errorf("columns %v:\n%s\nwant\n%s", tc.cols, text, tc.want)
+		}
+		if len(ends) != 3 || int(ends[2]) != len(text) {
+			t.Errorf("columns %v: row ends %v for %d bytes", tc.cols, ends, len(text))
 		}
 	}
 }

@@ -54,3 +54,22 @@ func BenchmarkExport(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFormatRecord is the per-row cost of CSV text for one batch, one core.
+func BenchmarkFormatRecord(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	raw := make([]byte, 4*BatchValues)
+	vals := float32s(raw)
+	for i := range vals {
+		vals[i] = float32(r.NormFloat64() * 0.05)
+	}
+	rec := buildRecord(schemaFor(Float32), Float32, raw, BatchValues, 1<<20, make([]int64, BatchValues), nil)
+	defer rec.Release()
+	tmpl := newRowTemplate(DefaultColumns, 12, "model.layers.12.mlp.down_proj", "weight", "model.layers.12.mlp.down_proj.weight", false)
+	var text []byte
+	var ends []int32
+	for b.Loop() {
+		text, ends = tmpl.formatRecord(text[:0], ends[:0], rec)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*BatchValues), "ns/row")
+}
