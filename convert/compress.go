@@ -52,13 +52,13 @@ func (c *compressor) worker() *compressWorker {
 	return w
 }
 
-// compressOne compresses text on the calling goroutine into *scratch.
-func (c *compressor) compressOne(scratch *[]byte, text []byte) []byte {
+// compressOne compresses text on the calling goroutine into a new buffer
+// (for none, text itself). It serves headers and the two ends of a cut block.
+func (c *compressor) compressOne(text []byte) []byte {
 	if c.kind == "none" {
 		return text
 	}
-	*scratch = c.one.compress((*scratch)[:0], text)
-	return *scratch
+	return c.one.compress(nil, text)
 }
 
 type compressWorker struct {

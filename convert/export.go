@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"regexp"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -218,6 +218,9 @@ type block struct {
 	ends   []int32
 	packed []byte
 	done   chan struct{}
+	// refs counts the shard writer and the shard checksum jobs still using
+	// the block's bytes; the last to finish returns it to the pool.
+	refs atomic.Int32
 }
 
 func (b *block) format(opt Options) {
@@ -397,10 +400,9 @@ type shardWriter struct {
 	sc   *Sidecar
 
 	w       ObjectWriter
-	hash    hash.Hash
+	hash    *shardHash
 	cur     *ShardInfo
 	rows    int64 // data rows written in all shards
-	scratch []byte
 	written []string
 }
 
@@ -413,8 +415,9 @@ func (s *shardWriter) run(order <-chan *block, sc *Sidecar) error {
 			s.opt.Blocks.put(b)
 			return context.Cause(s.ctx)
 		}
+		b.refs.Store(1)
 		err := s.writeBlock(b)
-		s.opt.Blocks.put(b)
+		s.release(b)
 		if err != nil {
 			return err
 		}
@@ -436,9 +439,9 @@ func (s *shardWriter) writeBlock(b *block) error {
 		room := s.opt.ShardSize - s.cur.Bytes
 		if int64(len(text)) < room {
 			if packed == nil {
-				packed = s.comp.compressOne(&s.scratch, text)
+				packed = s.comp.compressOne(text)
 			}
-			if err := s.write(packed, len(text), int64(len(ends))); err != nil {
+			if err := s.write(b, packed, len(text), int64(len(ends))); err != nil {
 				return err
 			}
 			return nil
@@ -449,7 +452,7 @@ func (s *shardWriter) writeBlock(b *block) error {
 			k++
 		}
 		cut := int(ends[k])
-		if err := s.write(s.comp.compressOne(&s.scratch, text[:cut]), cut, int64(k+1)); err != nil {
+		if err := s.write(b, s.comp.compressOne(text[:cut]), cut, int64(k+1)); err != nil {
 			return err
 		}
 		if err := s.closeShard(); err != nil {
@@ -471,28 +474,22 @@ func (s *shardWriter) openShard() error {
 	if err != nil {
 		return fmt.Errorf("shard %s: %w", name, err)
 	}
-	s.w, s.hash = w, sha256.New()
+	s.w, s.hash = w, newShardHash(s.release)
 	s.written = append(s.written, name)
 	s.sc.Shards = append(s.sc.Shards, ShardInfo{Path: name, FirstRow: s.rows})
 	s.cur = &s.sc.Shards[len(s.sc.Shards)-1]
 	if s.opt.Header {
 		h := HeaderRow(s.opt.Columns)
-		return s.write(s.comp.compressOne(&s.scratch, h), len(h), 0)
+		return s.write(nil, s.comp.compressOne(h), len(h), 0)
 	}
 	return nil
 }
 
-// write stores packed and adds it to the shard's checksum. The two overlap:
-// one after the other, they were the longest serial step of an export.
-func (s *shardWriter) write(packed []byte, textLen int, rows int64) error {
-	hashed := make(chan struct{})
-	go func() {
-		s.hash.Write(packed)
-		close(hashed)
-	}()
-	_, err := s.w.Write(packed)
-	<-hashed
-	if err != nil {
+// write stores packed, which lives in b (or nowhere shared, for nil), and
+// queues it for the shard's checksum.
+func (s *shardWriter) write(b *block, packed []byte, textLen int, rows int64) error {
+	s.hash.add(b, packed)
+	if _, err := s.w.Write(packed); err != nil {
 		return fmt.Errorf("shard %s: %w", s.cur.Path, err)
 	}
 	s.cur.Bytes += int64(textLen)
@@ -502,24 +499,77 @@ func (s *shardWriter) write(packed []byte, textLen int, rows int64) error {
 	return nil
 }
 
+// release drops one user of b.
+func (s *shardWriter) release(b *block) {
+	if b.refs.Add(-1) == 0 {
+		s.opt.Blocks.put(b)
+	}
+}
+
+// shardHash computes a shard's sha256 on its own goroutine, in write order,
+// so hashing one block overlaps writing the next: without compression those
+// are the two largest costs of an export, and a checksum is one stream.
+type shardHash struct {
+	q    chan hashJob
+	done chan struct{}
+	sum  []byte
+}
+
+type hashJob struct {
+	p []byte
+	b *block // released once p is hashed
+}
+
+func newShardHash(release func(*block)) *shardHash {
+	sh := &shardHash{q: make(chan hashJob, 16), done: make(chan struct{})}
+	go func() {
+		defer close(sh.done)
+		h := sha256.New()
+		for j := range sh.q {
+			h.Write(j.p)
+			if j.b != nil {
+				release(j.b)
+			}
+		}
+		sh.sum = h.Sum(nil)
+	}()
+	return sh
+}
+
+func (sh *shardHash) add(b *block, p []byte) {
+	if b != nil {
+		b.refs.Add(1)
+	}
+	sh.q <- hashJob{p: p, b: b}
+}
+
+// finish waits for the queued bytes and returns the checksum.
+func (sh *shardHash) finish() []byte {
+	close(sh.q)
+	<-sh.done
+	return sh.sum
+}
+
 func (s *shardWriter) closeShard() error {
 	if s.cur == nil {
 		return nil
 	}
-	w, cur := s.w, s.cur
-	s.w, s.cur = nil, nil
+	w, cur, hs := s.w, s.cur, s.hash
+	s.w, s.cur, s.hash = nil, nil, nil
+	sum := hs.finish()
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("shard %s: %w", cur.Path, err)
 	}
-	cur.SHA256 = hex.EncodeToString(s.hash.Sum(nil))
+	cur.SHA256 = hex.EncodeToString(sum)
 	return nil
 }
 
 // abort discards the open shard and removes the ones already published.
 func (s *shardWriter) abort() {
 	if s.w != nil {
+		s.hash.finish()
 		s.w.Abort()
-		s.w, s.cur = nil, nil
+		s.w, s.cur, s.hash = nil, nil, nil
 	}
 	ctx := context.WithoutCancel(s.ctx)
 	for _, name := range s.written {
