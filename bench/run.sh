@@ -28,11 +28,14 @@ timed() {
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$RES/time.txt")
   RSS=$(awk '/Maximum resident set size/ {printf "%.0f", $NF/1024}' "$RES/time.txt")
 }
-# best3 CMD...: the fastest WALL of three runs (writes into the page cache
-# vary with the kernel's writeback, as the write limit does) and the largest RSS
+# best3 DIR CMD...: the fastest WALL of three runs of CMD, each into an empty
+# DIR after a sync (writes into the page cache vary with the kernel's
+# writeback, as the write limit does), and the largest RSS
 best3() {
-  local w=0 r=0
+  local dir=$1 w=0 r=0
+  shift
   for i in 1 2 3; do
+    rm -rf "$dir" && sync
     timed "$@"
     w=$(awk -v a="$w" -v b="$WALL" -v i="$i" 'BEGIN {print (i == 1 || b < a) ? b : a}')
     r=$(( RSS > r ? RSS : r ))
@@ -59,7 +62,7 @@ for ck in resnet18 big60m; do
   # none first: its CSV is what the limits are measured on
   declare -A wall rss
   for mode in none gzip zstd; do
-    best3 bin/ckpt2csv convert "$src" --out "$OUT/$mode" --compression "$mode" --force --log-level warn
+    best3 "$OUT/$mode" bin/ckpt2csv convert "$src" --out "$OUT/$mode" --compression "$mode" --force --log-level warn
     wall[$mode]=$WALL rss[$mode]=$RSS
   done
   id=$(find "$OUT/none" -path "*$ck.pt/metadata.json" | head -1 | xargs dirname)
