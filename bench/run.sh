@@ -28,15 +28,16 @@ timed() {
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$RES/time.txt")
   RSS=$(awk '/Maximum resident set size/ {printf "%.0f", $NF/1024}' "$RES/time.txt")
 }
-# best3 DIR CMD...: the fastest WALL of three runs of CMD, each into an empty
-# DIR after a sync (writes into the page cache vary with the kernel's
-# writeback, as the write limit does), and the largest RSS
+# best3 DIR CMD...: the fastest WALL of three runs of CMD --out DIR, and the
+# largest RSS. Each run's output is deleted at once: deleted before it is
+# written back, it costs no disk time, while writeback in progress slows
+# writes into the page cache up to 10x on this machine.
 best3() {
   local dir=$1 w=0 r=0
   shift
   for i in 1 2 3; do
-    rm -rf "$dir" && sync
-    timed "$@"
+    timed "$@" --out "$dir"
+    rm -rf "$dir"
     w=$(awk -v a="$w" -v b="$WALL" -v i="$i" 'BEGIN {print (i == 1 || b < a) ? b : a}')
     r=$(( RSS > r ? RSS : r ))
   done
@@ -59,15 +60,16 @@ table=$RES/latest.md
 for ck in resnet18 big60m; do
   src=$DATA/$ck.pt
   n=$(values "$src")
-  # none first: its CSV is what the limits are measured on
   declare -A wall rss
   for mode in none gzip zstd; do
-    best3 "$OUT/$mode" bin/ckpt2csv convert "$src" --out "$OUT/$mode" --compression "$mode" --force --log-level warn
+    best3 "$OUT/$mode" bin/ckpt2csv convert "$src" --compression "$mode" --log-level warn
     wall[$mode]=$WALL rss[$mode]=$RSS
   done
-  id=$(find "$OUT/none" -path "*$ck.pt/metadata.json" | head -1 | xargs dirname)
+  # the limits are measured on the CSV text of an untimed export
+  bin/ckpt2csv convert "$src" --out "$OUT/plain" --compression none --log-level warn
+  id=$(find "$OUT/plain" -path "*$ck.pt/metadata.json" | head -1 | xargs dirname)
   csvbytes=$(awk -F': ' '/"bytes"/ {gsub(/[ ,]/,"",$2); print $2; exit}' "$id/metadata.json")
-  lim=$(bin/limits -ckpt "$src" -out "$DATA" "$id"/part-*.csv)
+  lim=$(bin/limits -ckpt "$src" -out "$DATA" -remove "$id"/part-*.csv)
   get() { echo "$lim" | tr ',{}' '\n\n\n' | awk -F: -v k="\"$1\"" '$1==k {print $2}'; }
   f=$(get format_values_per_s) g=$(get gzip_values_per_s) z=$(get zstd_values_per_s) w=$(get write_values_per_s)
   h=$(get sha256_values_per_s) gr=$(get gzip_ratio) zr=$(get zstd_ratio)

@@ -6,7 +6,7 @@
 // text already read into memory. bench/run.sh adds their
 // costs per value into the tightest limit of each compression mode.
 //
-//	limits -ckpt FILE -out DIR PLAIN.csv...
+//	limits -ckpt FILE -out DIR [-remove] PLAIN.csv...
 package main
 
 import (
@@ -24,7 +24,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -38,8 +37,9 @@ import (
 func main() {
 	ckpt := flag.String("ckpt", "", "checkpoint whose values to format")
 	out := flag.String("out", os.TempDir(), "directory to write into")
+	remove := flag.Bool("remove", false, "delete the CSV files once read")
 	flag.Parse()
-	res, err := measure(*ckpt, flag.Args(), *out)
+	res, err := measure(*ckpt, flag.Args(), *out, *remove)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "limits:", err)
 		os.Exit(1)
@@ -65,12 +65,24 @@ type Result struct {
 	FormatMVals float64 `json:"format_mvalues_per_s"`
 }
 
-func measure(ckpt string, csvPaths []string, out string) (*Result, error) {
+func measure(ckpt string, csvPaths []string, out string, remove bool) (*Result, error) {
 	vals, err := loadFloats(ckpt)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Values: int64(len(vals))}
+	sample, total, err := readSample(csvPaths, sampleSize)
+	if err != nil {
+		return nil, err
+	}
+	if remove {
+		// Deleted before it is written back, the export's output costs no
+		// disk time; writeback in progress slows page-cache writes up to
+		// 10x on this machine.
+		for _, p := range csvPaths {
+			os.Remove(p)
+		}
+	}
 	gz := func(dst, src []byte) []byte {
 		b := bytes.NewBuffer(dst[:0])
 		w, _ := gzip.NewWriterLevel(b, convert.GzipLevel)
@@ -81,109 +93,87 @@ func measure(ckpt string, csvPaths []string, out string) (*Result, error) {
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	zs := func(dst, src []byte) []byte { return enc.EncodeAll(src, dst[:0]) }
 	// Each figure is the best of three passes, as bench/run.sh takes the
-	// best of three exports: on this machine, writing into the page cache
-	// varies up to 5x with the kernel's writeback, and CPU work by 20%.
-	// Each write pass starts after a sync, as each timed export does.
-	var t timings
-	format := 0.0
+	// best of three exports (CPU work varies by 20% here, page-cache writes
+	// far more).
+	var format, sha, gzSec, zsSec, write float64
+	var gzipped, zstded int64
+	dst := filepath.Join(out, "limits-write.csv")
 	for pass := range 3 {
-		var p timings
-		h := sha256.New()
-		err = eachChunk(csvPaths, func(c []byte) error {
-			p.bytes += int64(len(c))
-			p.sha256 += timeIt(func() { h.Write(c) })
-			var k int64
-			p.gzip += timeIt(func() { k = compressAll(c, gz) })
-			p.gzipped += k
-			p.zstd += timeIt(func() { k = compressAll(c, zs) })
-			p.zstded += k
-			return nil
-		})
+		f := timeIt(func() { formatAll(vals) })
+		h := timeIt(func() { sha256.Sum256(sample) })
+		var g, z int64
+		gs := timeIt(func() { g = compressAll(sample, gz) })
+		zt := timeIt(func() { z = compressAll(sample, zs) })
+		w, err := writeFile(dst, sample)
 		if err != nil {
 			return nil, err
 		}
-		syscall.Sync()
-		if p.write, err = writeAll(csvPaths, filepath.Join(out, "limits-write.csv")); err != nil {
-			return nil, err
-		}
-		f := timeIt(func() { formatAll(vals) })
 		if pass == 0 {
-			t, format = p, f
+			format, sha, gzSec, zsSec, write, gzipped, zstded = f, h, gs, zt, w, g, z
 			continue
 		}
-		t.sha256, t.gzip, t.zstd, t.write = min(t.sha256, p.sha256), min(t.gzip, p.gzip), min(t.zstd, p.zstd), min(t.write, p.write)
-		format = min(format, f)
+		format, sha, gzSec, zsSec, write = min(format, f), min(sha, h), min(gzSec, gs), min(zsSec, zt), min(write, w)
 	}
 	res.Format = float64(len(vals)) / format
 	res.FormatMVals = res.Format / 1e6
-	res.CSVBytes = t.bytes
-	size := float64(t.bytes)
-	perValue := size / float64(len(vals))
-	res.GzipMBps, res.ZstdMBps, res.WriteMBps = size/t.gzip/1e6, size/t.zstd/1e6, size/t.write/1e6
-	res.Gzip, res.Zstd, res.Write = size/perValue/t.gzip, size/perValue/t.zstd, size/perValue/t.write
-	res.SHA256 = size / perValue / t.sha256
-	res.GzipRatio, res.ZstdRatio = size/float64(t.gzipped), size/float64(t.zstded)
+	res.CSVBytes = total
+	size := float64(len(sample))
+	perValue := float64(total) / float64(len(vals))
+	res.GzipMBps, res.ZstdMBps, res.WriteMBps = size/gzSec/1e6, size/zsSec/1e6, size/write/1e6
+	res.Gzip, res.Zstd, res.Write = size/perValue/gzSec, size/perValue/zsSec, size/perValue/write
+	res.SHA256 = size / perValue / sha
+	res.GzipRatio, res.ZstdRatio = size/float64(gzipped), size/float64(zstded)
 	return res, nil
 }
 
-// timings add up, per part of the work, the seconds it took on the CSV text.
-type timings struct {
-	bytes, gzipped, zstded    int64
-	gzip, zstd, sha256, write float64
-}
+// sampleSize bounds the CSV text held in memory; its rates per byte stand
+// for the whole text.
+const sampleSize = 1 << 30
 
-// chunkSize is how much CSV text is read into memory (untimed) before a part
-// of the work is timed on it alone, so no part pays for reading.
-const chunkSize = 64 << 20
-
-// eachChunk calls fn on the files' bytes, chunkSize at a time.
-func eachChunk(paths []string, fn func([]byte) error) error {
-	chunk := make([]byte, chunkSize)
+// readSample reads up to max bytes of the files and returns them with the
+// files' total size.
+func readSample(paths []string, max int64) ([]byte, int64, error) {
+	var buf bytes.Buffer
+	var total int64
 	for _, p := range paths {
-		in, err := os.Open(p)
+		f, err := os.Open(p)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		for {
-			n, rerr := io.ReadFull(in, chunk)
-			if n > 0 {
-				if err := fn(chunk[:n]); err != nil {
-					in.Close()
-					return err
-				}
-			}
-			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-				break
-			}
-			if rerr != nil {
-				in.Close()
-				return rerr
-			}
+		st, err := f.Stat()
+		if err == nil {
+			total += st.Size()
+			_, err = io.Copy(&buf, io.LimitReader(f, max-int64(buf.Len())))
 		}
-		in.Close()
+		f.Close()
+		if err != nil {
+			return nil, 0, err
+		}
 	}
-	return nil
+	return buf.Bytes(), total, nil
 }
 
-// writeAll writes the files' bytes into a new file at dst, as one stream, and
-// returns the seconds the writes took.
-func writeAll(paths []string, dst string) (float64, error) {
+// writeFile writes text into a new file at dst in 4 MiB writes, as one
+// stream, removes it, and returns the seconds the writes took.
+func writeFile(dst string, text []byte) (float64, error) {
 	out, err := os.Create(dst)
 	if err != nil {
 		return 0, err
 	}
 	defer os.Remove(dst)
 	defer out.Close()
-	sec := 0.0
-	err = eachChunk(paths, func(c []byte) error {
-		var werr error
-		sec += timeIt(func() { _, werr = out.Write(c) })
-		return werr
+	var werr error
+	sec := timeIt(func() {
+		for p := text; len(p) > 0 && werr == nil; {
+			n := min(len(p), 4<<20)
+			_, werr = out.Write(p[:n])
+			p = p[n:]
+		}
 	})
-	if err == nil {
-		err = out.Close()
+	if werr == nil {
+		werr = out.Close()
 	}
-	return sec, err
+	return sec, werr
 }
 
 func timeIt(f func()) float64 {
