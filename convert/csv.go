@@ -65,10 +65,10 @@ func ParseColumns(s string) ([]string, error) {
 type rowTemplate struct {
 	parts []part
 	// pre, mid and post are the text around flat_index and value when a row
-	// holds both in that order (the default columns): the common case gets a
-	// loop without the per-part switch.
+	// is pre [flat_index mid] value post (the default and seed columns): the
+	// common case gets a loop without the per-part switch.
 	pre, mid, post []byte
-	flatThenValue  bool
+	withFlat, fast bool
 }
 
 type partKind uint8
@@ -115,15 +115,17 @@ func newRowTemplate(cols []string, layerIndex int, layer, param, tensor string, 
 	lit = append(lit, '\n')
 	parts = append(parts, part{kind: partText, text: lit})
 	t := rowTemplate{parts: parts}
-	kinds := make([]partKind, len(parts))
-	for i, p := range parts {
-		kinds[i] = p.kind
+	p := parts
+	var pre, mid []byte
+	if p[0].kind == partText {
+		pre, p = p[0].text, p[1:]
 	}
-	switch {
-	case slices.Equal(kinds, []partKind{partFlat, partText, partValue, partText}):
-		t.mid, t.post, t.flatThenValue = parts[1].text, parts[3].text, true
-	case slices.Equal(kinds, []partKind{partText, partFlat, partText, partValue, partText}):
-		t.pre, t.mid, t.post, t.flatThenValue = parts[0].text, parts[2].text, parts[4].text, true
+	withFlat := len(p) >= 2 && p[0].kind == partFlat && p[1].kind == partText
+	if withFlat {
+		mid, p = p[1].text, p[2:]
+	}
+	if len(p) == 2 && p[0].kind == partValue {
+		t.pre, t.mid, t.post, t.withFlat, t.fast = pre, mid, p[1].text, withFlat, true
 	}
 	return t
 }
@@ -166,29 +168,15 @@ func (t *rowTemplate) formatRecord(b []byte, ends []int32, rec arrow.RecordBatch
 	ends = slices.Grow(ends, len(idx))
 	var ctr decimalCounter
 	ctr.set(idx[0])
-	if a, ok := rec.Column(1).(*array.Float32); ok && t.flatThenValue {
+	if a, ok := rec.Column(1).(*array.Float32); ok && t.fast {
 		for _, v := range a.Float32Values() {
 			b = append(b, t.pre...)
-			b = append(b, ctr.digits()...)
-			b = append(b, t.mid...)
+			if t.withFlat {
+				b = append(b, ctr.digits()...)
+				b = append(b, t.mid...)
+			}
 			b = AppendFloat32(b, v)
 			b = append(b, t.post...)
-			ctr.inc()
-			ends = append(ends, int32(len(b)))
-		}
-		return b, ends
-	} else if ok {
-		for _, v := range a.Float32Values() {
-			for _, p := range t.parts {
-				switch p.kind {
-				case partText:
-					b = append(b, p.text...)
-				case partFlat:
-					b = append(b, ctr.digits()...)
-				case partValue:
-					b = AppendFloat32(b, v)
-				}
-			}
 			ctr.inc()
 			ends = append(ends, int32(len(b)))
 		}
