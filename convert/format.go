@@ -67,11 +67,21 @@ func Open(ctx context.Context, src Source, name string, lim Limits) (Checkpoint,
 	return f.Open(ctx, src, lim)
 }
 
-// Detect finds the format of src from its magic bytes.
-func Detect(src Source) (Format, error) {
+// ReadHead reads the leading bytes detection looks at (HeadSize, or all of
+// a shorter src).
+func ReadHead(src Source) ([]byte, error) {
 	head := make([]byte, min(int64(HeadSize), src.Size()))
 	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
-		return Format{}, fmt.Errorf("reading header: %w", err)
+		return nil, fmt.Errorf("reading header: %w", err)
+	}
+	return head, nil
+}
+
+// Detect finds the format of src from its magic bytes.
+func Detect(src Source) (Format, error) {
+	head, err := ReadHead(src)
+	if err != nil {
+		return Format{}, err
 	}
 	for _, f := range formats {
 		if f.Match(src, head) {

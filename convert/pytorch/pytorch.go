@@ -40,8 +40,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
-	"io"
 	"math/big"
 	"strings"
 
@@ -126,15 +124,14 @@ func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck conve
 			ck, err = nil, convert.Invalidf("pytorch: unreadable checkpoint (internal error: %v)", r)
 		}
 	}()
-	head := make([]byte, min(src.Size(), convert.HeadSize))
-	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("reading header: %w", err)
+	head, err := convert.ReadHead(src)
+	if err != nil {
+		return nil, err
+	}
+	if open := openerFor(head); open != nil {
+		return open(ctx, src, lim)
 	}
 	switch {
-	case ziparchive.IsZip(head):
-		return openZip(ctx, src, lim)
-	case isLegacy(head):
-		return openLegacy(ctx, src, lim)
 	case shardindex.Match(src, head, ".bin"):
 		return shardindex.Open(ctx, src, lim, Format, func(ctx context.Context, s convert.Source) (convert.Checkpoint, error) {
 			return openShard(ctx, s, lim) // a shard is never another index
@@ -145,17 +142,26 @@ func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck conve
 	return nil, convert.Invalidf("not a PyTorch checkpoint (neither a torch zip archive nor a legacy torch.save file)")
 }
 
-// openShard opens one shard of a sharded checkpoint: a zip archive or a legacy file.
-func openShard(ctx context.Context, src convert.Source, lim convert.Limits) (convert.Checkpoint, error) {
-	head := make([]byte, min(src.Size(), convert.HeadSize))
-	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("reading header: %w", err)
-	}
+// openerFor is how to open one checkpoint file with these leading bytes: a
+// zip archive or a legacy file, or nil.
+func openerFor(head []byte) func(context.Context, convert.Source, convert.Limits) (convert.Checkpoint, error) {
 	switch {
 	case ziparchive.IsZip(head):
-		return openZip(ctx, src, lim)
+		return openZip
 	case isLegacy(head):
-		return openLegacy(ctx, src, lim)
+		return openLegacy
+	}
+	return nil
+}
+
+// openShard opens one shard of a sharded checkpoint: a zip archive or a legacy file.
+func openShard(ctx context.Context, src convert.Source, lim convert.Limits) (convert.Checkpoint, error) {
+	head, err := convert.ReadHead(src)
+	if err != nil {
+		return nil, err
+	}
+	if open := openerFor(head); open != nil {
+		return open(ctx, src, lim)
 	}
 	return nil, convert.Invalidf("shard is not a PyTorch checkpoint")
 }

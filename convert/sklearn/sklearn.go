@@ -132,9 +132,9 @@ func Open(ctx context.Context, src convert.Source, lim convert.Limits) (ck conve
 			ck = nil
 		}
 	}()
-	head := make([]byte, min(int64(convert.HeadSize), src.Size()))
-	if _, err := src.ReadAt(head, 0); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("reading header: %w", err)
+	head, err := convert.ReadHead(src)
+	if err != nil {
+		return nil, err
 	}
 	var data convert.SizedReaderAt = src
 	if cd := sniffCodec(head); cd != codecNone {
