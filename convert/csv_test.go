@@ -7,15 +7,19 @@ import (
 	"testing"
 )
 
-func TestDecimalCounterCarries(t *testing.T) {
-	for _, start := range []int64{0, 8, 99, 999998, 1<<53 - 3} {
-		var c decimalCounter
-		c.set(start)
-		for v := start; v < start+5; v++ {
-			if got := string(c.digits()); got != strconv.FormatInt(v, 10) {
-				t.Fatalf("counter at %d reads %q", v, got)
+func TestRowHeadCarries(t *testing.T) {
+	for _, tc := range []struct {
+		pre, mid string
+		start    int64
+	}{
+		{"", "", 0}, {"", "", 8}, {"3,conv,weight,", ",", 99}, {"x,", ",", 999998}, {"", ";", 1<<53 - 3},
+	} {
+		h := newRowHead([]byte(tc.pre), []byte(tc.mid), true, tc.start)
+		for v := tc.start; v < tc.start+5; v++ {
+			if got, want := string(h.buf), tc.pre+strconv.FormatInt(v, 10)+tc.mid; got != want {
+				t.Fatalf("head at %d reads %q, want %q", v, got, want)
 			}
-			c.inc()
+			h.inc()
 		}
 	}
 }
