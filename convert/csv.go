@@ -167,17 +167,21 @@ func (t *rowTemplate) formatRecord(b []byte, ends []int32, rec arrow.RecordBatch
 	b = slices.Grow(b, len(idx)*(t.textLen()+24))
 	ends = slices.Grow(ends, len(idx))
 	if a, ok := rec.Column(1).(*array.Float32); ok && t.fast {
-		head := newRowHead(t.pre, t.mid, t.withFlat, idx[0])
-		for _, v := range a.Float32Values() {
-			b = append(b, head.buf...)
+		// A row's post and the next row's head are one copy.
+		vals := a.Float32Values()
+		head := newRowHead(slices.Concat(t.post, t.pre), t.mid, t.withFlat, idx[0])
+		b = append(b, head.buf[len(t.post):]...)
+		for _, v := range vals[:len(vals)-1] {
 			b = AppendFloat32(b, v)
-			b = append(b, t.post...)
+			ends = append(ends, int32(len(b)+len(t.post)))
 			if t.withFlat {
 				head.inc()
 			}
-			ends = append(ends, int32(len(b)))
+			b = append(b, head.buf...)
 		}
-		return b, ends
+		b = AppendFloat32(b, vals[len(vals)-1])
+		b = append(b, t.post...)
+		return b, append(ends, int32(len(b)))
 	}
 	val := rec.Column(1)
 	flat := newRowHead(nil, nil, true, idx[0])
