@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"path"
 	"strings"
 
 	"ckpt2csv/convert"
@@ -28,8 +29,11 @@ func init() {
 	convert.Register(convert.Format{Name: "numpy", Match: match, Open: open})
 }
 
-// match recognises an .npy by its magic, and an .npz as a zip archive whose
-// members are all *.npy (what np.savez writes).
+// match recognises an .npy by its magic, and an .npz as a zip archive with
+// an *.npy member. np.savez writes nothing else, but np.load reads any zip,
+// and one zipped by hand may hold folders or a README beside the arrays (the
+// export lists those as skipped). A member that marks another zip format
+// (PyTorch's pickles, a Keras 3 config) leaves the archive to that format.
 func match(src convert.Source, head []byte) bool {
 	if bytes.HasPrefix(head, []byte(magic)) {
 		return true
@@ -38,15 +42,18 @@ func match(src convert.Source, head []byte) bool {
 		return false
 	}
 	names, err := ziparchive.List(src)
-	if err != nil || len(names) == 0 {
+	if err != nil {
 		return false
 	}
+	npy := false
 	for _, n := range names {
-		if !strings.HasSuffix(n, ".npy") {
+		base := path.Base(n)
+		if strings.HasSuffix(base, ".pkl") || base == "config.json" || base == "model.weights.h5" {
 			return false
 		}
+		npy = npy || strings.HasSuffix(n, ".npy")
 	}
-	return true
+	return npy
 }
 
 func open(ctx context.Context, src convert.Source, lim convert.Limits) (ck convert.Checkpoint, err error) {

@@ -133,7 +133,7 @@ func TestTensorNameIsTheFileStem(t *testing.T) {
 	}
 }
 
-// An .npz is a zip of .npy members only; other zips are left to their formats.
+// An .npz is a zip with .npy members; zips of other formats are left to them.
 func TestNPZDetection(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -141,8 +141,13 @@ func TestNPZDetection(t *testing.T) {
 		want  bool
 	}{
 		{"all npy", map[string][]byte{"a.npy": npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", make([]byte, 4))}, true},
-		{"other member", map[string][]byte{"a.npy": nil, "config.json": []byte("{}")}, false},
+		{"a README beside", map[string][]byte{"a.npy": nil, "README.txt": []byte("hi")}, true},
+		{"a folder entry", map[string][]byte{"sub/": nil, "sub/a.npy": nil}, true},
+		{"no npy", map[string][]byte{"README.txt": nil}, false},
+		{"keras-like", map[string][]byte{"a.npy": nil, "config.json": []byte("{}")}, false},
+		{"keras weights", map[string][]byte{"a.npy": nil, "model.weights.h5": nil}, false},
 		{"pytorch-like", map[string][]byte{"archive/data.pkl": nil, "archive/data/0": nil}, false},
+		{"pytorch with npy", map[string][]byte{"archive/data.pkl": nil, "archive/x.npy": nil}, false},
 		{"empty zip", map[string][]byte{}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
