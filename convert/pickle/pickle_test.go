@@ -480,6 +480,8 @@ func TestKeyStringIsPythonStr(t *testing.T) {
 	}{
 		{"conv1.weight", "conv1.weight"}, {int64(3), "3"}, {true, "True"}, {None{}, "None"},
 		{1.5, "1.5"}, {2.0, "2.0"}, {math.Inf(-1), "-inf"},
+		{&Bytes{Data: []byte("bk")}, `b"bk"`},
+		{&Object{Class: Global{Module: "_codecs", Name: "encode"}, Op: OpReduce, Args: []any{"bk", "latin1"}}, `b"bk"`},
 	} {
 		if got := KeyString(tc.k); got != tc.want {
 			t.Errorf("KeyString(%v) = %q, want %q", tc.k, got, tc.want)

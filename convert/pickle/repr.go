@@ -125,10 +125,16 @@ func Repr(v any) string {
 }
 
 // KeyString renders a dict key as Python's str() does, for naming the value
-// under it: a string as it is, anything else as its repr.
+// under it: a string as it is, anything else as its repr (a bytes key as
+// b"...", also when protocol 2 pickled it as a _codecs.encode call).
 func KeyString(k any) string {
-	if s, ok := k.(string); ok {
-		return s
+	switch k := k.(type) {
+	case string:
+		return k
+	case *Object:
+		if b, ok, err := AsBytes(k); ok && err == nil {
+			return Repr(b)
+		}
 	}
 	return Repr(k)
 }

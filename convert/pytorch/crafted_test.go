@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -201,6 +202,62 @@ func TestSharedAndCyclicModules(t *testing.T) {
 	}
 	if want := []string{"a.weight:Linear", "b.weight:Linear"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("got %v want %v", names, want)
+	}
+}
+
+// What torch.save writes besides tensors in a state_dict: a storage saved
+// on its own, a lazy module's uninitialized parameter, a bytes key (protocol 2
+// pickles it as a _codecs.encode call), an RNN module pickled whole (its
+// _flat_weights list holds its parameters again).
+func TestStoragesLazyParametersBytesKeysAndRNNs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pkl     func(p *pk)
+		want    []string // name:shape
+		skipped []string
+	}{
+		{"storage in a dict", func(p *pk) {
+			p.raw("}(").str("st").storage("FloatStorage", "0", 3).str("w").tensorV2("FloatStorage", "0", 3, 1, []int64{2}, []int64{1}).raw("u")
+		}, []string{"st:[3]", "w:[2]"}, nil},
+		{"storage at the root", func(p *pk) { p.storage("FloatStorage", "0", 3) }, []string{"crafted:[3]"}, nil}, // a root tensor is named after the file
+		{"uninitialized parameter", func(p *pk) {
+			p.raw("}(").str("weight").glob("torch.nn.parameter", "UninitializedParameter").raw("\x88\x85R")
+			p.str("bias").glob("torch.nn.parameter", "UninitializedBuffer").raw("\x88\x85R").raw("u")
+		}, nil, []string{"weight", "bias"}},
+		{"bytes key in protocol 2", func(p *pk) {
+			p.raw("}").glob("_codecs", "encode").raw("(").str("bk").str("latin1").raw("tR").tensorV2("FloatStorage", "0", 3, 0, []int64{3}, []int64{1}).raw("s")
+		}, []string{`b"bk":[3]`}, nil},
+		{"RNN module pickled whole", func(p *pk) {
+			p.raw("}").str("rnn").glob("torch.nn.modules.rnn", "LSTM").raw(")\x81}(")
+			p.str("_parameters").glob("collections", "OrderedDict").raw(")R(")
+			p.str("weight_ih_l0").tensorV2("FloatStorage", "0", 3, 0, []int64{3}, []int64{1}).raw("q\x05u")
+			p.str("_buffers").raw("}").str("_modules").raw("}")
+			p.str("_flat_weights").raw("(h\x05l").raw("ubs")
+		}, []string{"rnn.weight_ih_l0:[3]"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPk()
+			tc.pkl(p)
+			ck, err := openCrafted(t, p.bytes(), map[string][]byte{"0": f32s(1, 2, 3)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, skipped []string
+			for _, tn := range ck.Info().Tensors {
+				got = append(got, fmt.Sprintf("%s:%v", tn.Name, tn.Shape))
+			}
+			for _, s := range ck.Info().Skipped {
+				skipped = append(skipped, s.Name)
+			}
+			if !reflect.DeepEqual(got, tc.want) || !reflect.DeepEqual(skipped, tc.skipped) {
+				t.Fatalf("tensors %v skipped %v, want %v and %v", got, skipped, tc.want, tc.skipped)
+			}
+			if len(got) > 0 {
+				if v := values(t, ck)[ck.Info().Tensors[0].Name]; !bytes.Equal(v, f32s(1, 2, 3)) {
+					t.Errorf("values %v", v)
+				}
+			}
+		})
 	}
 }
 

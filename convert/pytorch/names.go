@@ -51,6 +51,7 @@ var moduleInternals = map[string]bool{
 	"_forward_pre_hooks_with_kwargs": true, "_state_dict_hooks": true, "_state_dict_pre_hooks": true,
 	"_load_state_dict_pre_hooks": true, "_load_state_dict_post_hooks": true, "_is_full_backward_hook": true,
 	"training": true, "_version": true,
+	"_flat_weights": true, // RNN modules: their own parameters again, in cuDNN order
 }
 
 // keyString renders a dict key as Python's str() would, a long repr clipped.
@@ -75,8 +76,12 @@ func (r *reader) emit(name, layerType string, t *tensor) error {
 	return nil
 }
 
-// asTensor resolves v when it is a tensor or a numpy array.
+// asTensor resolves v when it is a tensor, a storage or a numpy array.
 func (r *reader) asTensor(v any) (*tensor, bool, error) {
+	if st, ok := v.(*storage); ok {
+		// a storage saved on its own (torch.save(t.storage())): all its elements, in one dimension
+		return &tensor{st: st, dtype: st.dtype, itemsize: st.itemsize, shape: []int64{st.numel}, stride: []int64{1}, skip: st.skip}, true, nil
+	}
 	o, ok := v.(*pickle.Object)
 	if !ok {
 		return nil, false, nil
@@ -84,6 +89,9 @@ func (r *reader) asTensor(v any) (*tensor, bool, error) {
 	if isRebuild(o) {
 		t, err := r.rebuild(o, 0)
 		return t, true, err
+	}
+	if o.Class.Is("torch.nn.parameter", "UninitializedParameter") || o.Class.Is("torch.nn.parameter", "UninitializedBuffer") {
+		return &tensor{skip: "a lazy module's " + o.Class.Name + " has no values until the module first runs"}, true, nil
 	}
 	if t, ok := r.tensors[o]; ok {
 		return t, true, nil
