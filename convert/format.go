@@ -93,6 +93,9 @@ func Detect(src Source) (Format, error) {
 		return Format{}, Invalidf("empty file")
 	case IsLFSPointer(head):
 		return Format{}, Invalidf("a Git LFS pointer file, not the checkpoint itself (run `git lfs pull` to fetch the real file)")
+	case strings.HasPrefix(string(head), "PK\x03\x04"):
+		// a whole archive: the zip formats read its member list and found none of theirs
+		return Format{}, fmt.Errorf("a zip archive, damaged or without a PyTorch data.pkl, NumPy .npy or Keras config.json member: %w", ErrUnknownFormat)
 	}
 	return Format{}, ErrUnknownFormat
 }

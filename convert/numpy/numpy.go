@@ -43,7 +43,9 @@ func match(src convert.Source, head []byte) bool {
 	}
 	names, err := ziparchive.List(src)
 	if err != nil {
-		return false
+		// damaged: still ours when its first member is an array
+		first, _ := ziparchive.FirstName(head)
+		return strings.HasSuffix(first, ".npy")
 	}
 	npy := false
 	for _, n := range names {

@@ -139,19 +139,24 @@ func TestNPZDetection(t *testing.T) {
 		name  string
 		files map[string][]byte
 		want  bool
+		cut   bool // to 60 bytes: a first local header and no central directory
 	}{
-		{"all npy", map[string][]byte{"a.npy": npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", make([]byte, 4))}, true},
-		{"a README beside", map[string][]byte{"a.npy": nil, "README.txt": []byte("hi")}, true},
-		{"a folder entry", map[string][]byte{"sub/": nil, "sub/a.npy": nil}, true},
-		{"no npy", map[string][]byte{"README.txt": nil}, false},
-		{"keras-like", map[string][]byte{"a.npy": nil, "config.json": []byte("{}")}, false},
-		{"keras weights", map[string][]byte{"a.npy": nil, "model.weights.h5": nil}, false},
-		{"pytorch-like", map[string][]byte{"archive/data.pkl": nil, "archive/data/0": nil}, false},
-		{"pytorch with npy", map[string][]byte{"archive/data.pkl": nil, "archive/x.npy": nil}, false},
-		{"empty zip", map[string][]byte{}, false},
+		{"all npy", map[string][]byte{"a.npy": npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", make([]byte, 4))}, true, false},
+		{"a README beside", map[string][]byte{"a.npy": nil, "README.txt": []byte("hi")}, true, false},
+		{"a folder entry", map[string][]byte{"sub/": nil, "sub/a.npy": nil}, true, false},
+		{"no npy", map[string][]byte{"README.txt": nil}, false, false},
+		{"keras-like", map[string][]byte{"a.npy": nil, "config.json": []byte("{}")}, false, false},
+		{"keras weights", map[string][]byte{"a.npy": nil, "model.weights.h5": nil}, false, false},
+		{"pytorch-like", map[string][]byte{"archive/data.pkl": nil, "archive/data/0": nil}, false, false},
+		{"pytorch with npy", map[string][]byte{"archive/data.pkl": nil, "archive/x.npy": nil}, false, false},
+		{"empty zip", map[string][]byte{}, false, false},
+		{"cut short", map[string][]byte{"a.npy": make([]byte, 100)}, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := memSource("x.zip", zipBytes(t, c.files, false))
+			if c.cut {
+				src = memSource("x.zip", zipBytes(t, c.files, false)[:60])
+			}
 			head := make([]byte, min(src.Size(), convert.HeadSize))
 			src.ReadAt(head, 0)
 			if got := match(src, head); got != c.want {

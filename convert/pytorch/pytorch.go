@@ -39,7 +39,6 @@ package pytorch
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"math/big"
 	"strings"
 
@@ -83,14 +82,11 @@ func Match(src convert.Source, head []byte) bool {
 // record torch writes first: <root>/data.pkl (torch.save) or a storage,
 // constants or version record (torch.jit.save).
 func torchFirstRecord(head []byte) bool {
-	if len(head) < 30 || !bytes.HasPrefix(head, []byte("PK\x03\x04")) {
+	name, ok := ziparchive.FirstName(head)
+	if !ok {
 		return false
 	}
-	n := int(binary.LittleEndian.Uint16(head[26:]))
-	if 30+n > len(head) {
-		return false
-	}
-	dir, rest, ok := strings.Cut(string(head[30:30+n]), "/")
+	dir, rest, ok := strings.Cut(name, "/")
 	if !ok || dir == "" {
 		return false
 	}

@@ -66,6 +66,20 @@ func IsZip(head []byte) bool {
 	return bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06"))
 }
 
+// FirstName is the member name in the first local header of head, which a
+// damaged archive (cut short, its central directory lost) still has: enough
+// to tell whose archive it was, so that the error can say what is wrong.
+func FirstName(head []byte) (string, bool) {
+	if len(head) < 30 || !bytes.HasPrefix(head, []byte("PK\x03\x04")) {
+		return "", false
+	}
+	n := int(binary.LittleEndian.Uint16(head[26:]))
+	if 30+n > len(head) {
+		return "", false
+	}
+	return string(head[30 : 30+n]), true
+}
+
 // Archive is an open zip archive over a Source.
 type Archive struct {
 	Members []*Member
