@@ -207,8 +207,9 @@ func TestSharedAndCyclicModules(t *testing.T) {
 
 // What torch.save writes besides tensors in a state_dict: a storage saved
 // on its own, a lazy module's uninitialized parameter, a bytes key (protocol 2
-// pickles it as a _codecs.encode call), an RNN module pickled whole (its
-// _flat_weights list holds its parameters again).
+// pickles it as a _codecs.encode call), numpy's random state (skipped, as in
+// scikit-learn pickles), an RNN module pickled whole (its _flat_weights list
+// holds its parameters again).
 func TestStoragesLazyParametersBytesKeysAndRNNs(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -227,6 +228,9 @@ func TestStoragesLazyParametersBytesKeysAndRNNs(t *testing.T) {
 		{"bytes key in protocol 2", func(p *pk) {
 			p.raw("}").glob("_codecs", "encode").raw("(").str("bk").str("latin1").raw("tR").tensorV2("FloatStorage", "0", 3, 0, []int64{3}, []int64{1}).raw("s")
 		}, []string{`b"bk":[3]`}, nil},
+		{"numpy random state", func(p *pk) {
+			p.raw("}").str("rng").glob("numpy.random._pickle", "__randomstate_ctor").raw("(").str("MT19937").raw("tR").raw("s")
+		}, nil, []string{"rng"}},
 		{"RNN module pickled whole", func(p *pk) {
 			p.raw("}").str("rnn").glob("torch.nn.modules.rnn", "LSTM").raw(")\x81}(")
 			p.str("_parameters").glob("collections", "OrderedDict").raw(")R(")

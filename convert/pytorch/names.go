@@ -156,6 +156,10 @@ func (r *reader) walk(v any, name, layerType string, depth int) error {
 		return nil
 	}
 	if o, ok := v.(*pickle.Object); ok {
+		if why := numpyobj.NotExported(o.Class); why != "" {
+			r.skipped = append(r.skipped, convert.Skipped{Name: name, Reason: why})
+			return nil
+		}
 		return r.walkObject(o, name, depth, false)
 	}
 	return nil

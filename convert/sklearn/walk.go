@@ -168,14 +168,8 @@ func estimatorish(v any) bool {
 func (w *walker) object(o *pickle.Object, path, owner string, depth int) error {
 	cls := classOf(o)
 	switch {
-	case strings.HasPrefix(cls.Module, "numpy.random"):
-		w.skip(path, "numpy random generator state is not exported")
-		return nil
-	case cls.Is("numpy.ma.core", "_mareconstruct") || cls.Is("numpy.ma.core", "MaskedArray"):
-		w.skip(path, "numpy masked arrays are not exported")
-		return nil
-	case strings.HasPrefix(cls.Module, "pandas."):
-		w.skip(path, "pandas objects are not exported")
+	case numpyobj.NotExported(cls) != "":
+		w.skip(path, numpyobj.NotExported(cls))
 		return nil
 	case cls.Is("sklearn.tree._tree", "Tree") && o.Op == pickle.OpReduce && len(o.Args) >= 2:
 		// Tree(n_features, n_classes, n_outputs) + BUILD {max_depth, node_count, nodes, values}

@@ -178,6 +178,21 @@ func FromValue(v any) (a *Array, ok bool, err error) {
 	return a, true, err
 }
 
+// NotExported is why objects of class c are not exported although they
+// hold arrays, or "" for any other class: a random generator's state, a
+// masked array (its mask would be lost) and pandas objects are not weights.
+func NotExported(c pickle.Global) string {
+	switch {
+	case strings.HasPrefix(c.Module, "numpy.random"):
+		return "numpy random generator state is not exported"
+	case c.Is("numpy.ma.core", "_mareconstruct") || c.Is("numpy.ma.core", "MaskedArray"):
+		return "numpy masked arrays are not exported"
+	case strings.HasPrefix(c.Module, "pandas."):
+		return "pandas objects are not exported"
+	}
+	return ""
+}
+
 func fromReconstruct(o *pickle.Object) (*Array, error) {
 	st, ok := o.State.(*pickle.Tuple)
 	if !ok {
