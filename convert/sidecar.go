@@ -41,6 +41,16 @@ type SourceInfo struct {
 	ETag     string         `json:"etag,omitempty"`
 	SHA256   string         `json:"sha256,omitempty"`
 	Metadata map[string]any `json:"metadata,omitempty"`
+	Parts    []SourcePart   `json:"parts,omitempty"`
+}
+
+// SourcePart is another object the checkpoint was read from (a shard, a data
+// file, external data), by its path relative to the source's directory: a
+// change to any of them makes the export out of date.
+type SourcePart struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	ETag string `json:"etag,omitempty"`
 }
 
 // CSVInfo records the options the shards were written with.

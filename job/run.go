@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"runtime"
 	"slices"
 	"strings"
@@ -285,7 +286,7 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 	dir := outDir{b: r.out, prefix: r.outKey + it.ID + "/"}
 	srcInfo := convert.SourceInfo{URI: er.URI, Size: obj.Size(), ETag: obj.ETag()}
 	if !r.opt.Force {
-		if old, err := convert.ReadSidecar(ctx, dir); err == nil && r.upToDate(old, srcInfo) {
+		if old, err := convert.ReadSidecar(ctx, dir); err == nil && r.upToDate(ctx, src, obj, old, srcInfo) {
 			er.Status, er.Format = StatusSkipped, old.Source.Format
 			er.Tensors, er.Values, er.Shards, er.Bytes = old.Totals.Tensors, old.Totals.Values, old.Totals.Shards, old.Totals.StoredBytes
 			if r.opt.RedshiftManifest && !r.opt.DryRun {
@@ -355,6 +356,7 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 	sc.Tool = convert.ToolInfo{Name: "ckpt2csv", Version: r.opt.Version}
 	srcInfo.Format = info.Format
 	srcInfo.Metadata = info.Metadata
+	srcInfo.Parts = parts(obj)
 	sc.Source = srcInfo
 	sc.Created = time.Now().UTC().Format(time.RFC3339)
 	body, err := sc.Marshal()
@@ -375,12 +377,40 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 }
 
 // upToDate reports whether an existing export is of the same source bytes
-// with the same options (SPEC §3).
-func (r *Runner) upToDate(old *convert.Sidecar, src convert.SourceInfo) bool {
+// with the same options (SPEC §3), the other objects it was read from
+// (shards, data files) included: each is looked up again.
+func (r *Runner) upToDate(ctx context.Context, b *storage.Bucket, obj *storage.Object, old *convert.Sidecar, src convert.SourceInfo) bool {
 	want := r.opt.CSV
-	return old.Source.URI == src.URI && old.Source.Size == src.Size && old.Source.ETag == src.ETag &&
+	same := old.Source.URI == src.URI && old.Source.Size == src.Size && old.Source.ETag == src.ETag &&
 		slices.Equal(old.CSV.Columns, want.Columns) && old.CSV.Header == want.Header &&
 		old.CSV.Compression == want.Compression && old.CSV.ShardSize == want.ShardSize &&
 		old.CSV.RawText == want.RawText && slices.Equal(old.CSV.Include, want.Include) &&
 		slices.Equal(old.CSV.Exclude, want.Exclude)
+	for _, p := range old.Source.Parts {
+		if !same {
+			break
+		}
+		key, err := storage.SiblingKey(obj.Key(), p.Path)
+		if err != nil {
+			return false
+		}
+		a, err := b.Stat(ctx, key)
+		same = err == nil && a.Size == p.Size && a.ETag == p.ETag
+	}
+	return same
+}
+
+// parts lists the objects read beside obj, by their path relative to its
+// directory.
+func parts(obj *storage.Object) []convert.SourcePart {
+	dir := path.Dir(obj.Key()) + "/"
+	if dir == "./" {
+		dir = ""
+	}
+	var out []convert.SourcePart
+	for key, a := range obj.Parts() {
+		out = append(out, convert.SourcePart{Path: strings.TrimPrefix(key, dir), Size: a.Size, ETag: a.ETag})
+	}
+	slices.SortFunc(out, func(x, y convert.SourcePart) int { return strings.Compare(x.Path, y.Path) })
+	return out
 }

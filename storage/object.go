@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"runtime"
@@ -42,6 +43,7 @@ type Object struct {
 
 	requests  atomic.Int64
 	bytesRead atomic.Int64
+	parts     *partLog // the siblings opened through this object or its siblings
 
 	mu       sync.Mutex
 	file     *os.File
@@ -71,7 +73,7 @@ func (b *Bucket) Object(ctx context.Context, key string) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Object{b: b, ctx: ctx, key: key, attrs: a, local: b.be.LocalPath(key), lastEnd: -1, stream: &streamHolder{}}
+	o := &Object{b: b, ctx: ctx, key: key, attrs: a, local: b.be.LocalPath(key), lastEnd: -1, stream: &streamHolder{}, parts: &partLog{}}
 	// An Object dropped without Close must not leave a read open: it would
 	// hold a connection, and gocloud logs every Reader it finds unclosed.
 	runtime.AddCleanup(o, (*streamHolder).close, o.stream)
@@ -114,13 +116,44 @@ func (o *Object) Requests() int64 { return o.requests.Load() }
 // BytesRead counts the bytes received from the store.
 func (o *Object) BytesRead() int64 { return o.bytesRead.Load() }
 
-// Sibling opens the object at rel, relative to this object's directory.
+// Sibling opens the object at rel, relative to this object's directory, and
+// records it among Parts.
 func (o *Object) Sibling(ctx context.Context, rel string) (convert.Source, error) {
 	key, err := SiblingKey(o.key, rel)
 	if err != nil {
 		return nil, err
 	}
-	return o.b.Object(ctx, key)
+	s, err := o.b.Object(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	s.parts = o.parts
+	o.parts.add(key, s.attrs)
+	return s, nil
+}
+
+// Parts are the other objects a checkpoint was read from (shards, data
+// files, external data), each as it was when first opened, by key.
+func (o *Object) Parts() map[string]Attrs {
+	o.parts.mu.Lock()
+	defer o.parts.mu.Unlock()
+	return maps.Clone(o.parts.m)
+}
+
+type partLog struct {
+	mu sync.Mutex
+	m  map[string]Attrs
+}
+
+func (l *partLog) add(key string, a Attrs) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, seen := l.m[key]; !seen {
+		if l.m == nil {
+			l.m = map[string]Attrs{}
+		}
+		l.m[key] = a
+	}
 }
 
 // SiblingKey resolves rel against the directory of key. rel must be a

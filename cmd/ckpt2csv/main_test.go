@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ckpt2csv/convert"
 )
@@ -130,6 +131,53 @@ func TestRunSkipsUpToDateAndForceRedoes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "a.npy", "part-00000.csv.gz")); !os.IsNotExist(err) {
 		t.Errorf("stale gzip shard left beside the zstd export: %v", err)
+	}
+}
+
+// A sharded checkpoint is out of date when any shard changes, not only its index.
+func TestRunRedoesAShardedCheckpointWhenAShardChanges(t *testing.T) {
+	dir := t.TempDir()
+	src := "../../convert/safetensors/testdata/sharded"
+	for _, name := range []string{"model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "manifest.txt"), []byte("model.safetensors.index.json m\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	run := func() string {
+		t.Helper()
+		code, stdout, stderr := ckpt2csv(t, "run", "--manifest", filepath.Join(dir, "manifest.txt"), "--out", out, "--log-format", "json")
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		for _, s := range []string{"up to date, skipped", "exported"} {
+			if strings.Contains(stdout+stderr, s) {
+				return s
+			}
+		}
+		return stdout + stderr
+	}
+	if s := run(); s != "exported" {
+		t.Fatalf("first run: %s", s)
+	}
+	var sc struct {
+		Source struct{ Parts []struct{ Path string } }
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "m", "metadata.json"))
+	json.Unmarshal(b, &sc)
+	if len(sc.Source.Parts) != 2 || sc.Source.Parts[1].Path != "model-00002-of-00002.safetensors" {
+		t.Fatalf("source parts %+v", sc.Source.Parts)
+	}
+	if s := run(); s != "up to date, skipped" {
+		t.Fatalf("second run: %s", s)
+	}
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(filepath.Join(dir, "model-00002-of-00002.safetensors"), later, later)
+	if s := run(); s != "exported" {
+		t.Fatalf("run after a shard changed: %s", s)
 	}
 }
 
