@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"ckpt2csv/convert/tfckpt"
@@ -69,7 +70,7 @@ func resolveDir(ctx context.Context, b *storage.Bucket, key string) (string, boo
 		func(context.Context) ([]string, error) { return rel, nil },
 		func(ctx context.Context, k string) ([]byte, error) { return b.ReadAll(ctx, prefix+k) })
 	if err != nil {
-		return "", false, err
+		return "", false, fmt.Errorf("%s: %w", b.URI(prefix), err)
 	}
 	return prefix + k, true, nil
 }

@@ -228,7 +228,7 @@ func (c *checkpoint) Values(ctx context.Context, i int) (io.ReadCloser, error) {
 	if c.shards[e.shard] == nil {
 		return nil, fmt.Errorf("tensor %q: checkpoint is closed", c.names[i])
 	}
-	var r io.ReadCloser = &crcReader{r: convert.Section(c.shards[e.shard], e.off, e.size), left: e.size, want: e.crc, name: c.names[i]}
+	var r io.ReadCloser = &crcReader{r: convert.Section(c.shards[e.shard], e.off, e.size), left: e.size, want: e.crc}
 	if size := c.info.Tensors[i].DType.Size(); c.big && size > 1 {
 		r = &swapper{r: r, size: size}
 	}
@@ -243,7 +243,6 @@ type crcReader struct {
 	left int64
 	crc  uint32
 	want uint32
-	name string
 }
 
 func (c *crcReader) Read(p []byte) (int, error) {
@@ -258,14 +257,11 @@ func (c *crcReader) Read(p []byte) (int, error) {
 	c.left -= int64(n)
 	if c.left == 0 {
 		if c.crc != c.want {
-			return 0, convert.Invalidf("tensor %q: data fails its crc32c check (data file corrupt)", c.name)
+			return 0, convert.Invalidf("data fails its crc32c check (data file corrupt)")
 		}
 		if err == io.EOF {
 			err = nil
 		}
-	}
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("tensor %q: %w", c.name, err)
 	}
 	return n, err
 }
@@ -330,7 +326,7 @@ const bundleVersion = 1
 
 func parseHeader(b []byte) (header, error) {
 	var h header
-	shards := int64(-1)
+	var shards int64 // absent when 0: protobuf leaves out zeros
 	err := fields(b, headerTypes, func(num protowire.Number, typ protowire.Type, v uint64, sub []byte) error {
 		switch num {
 		case 1:

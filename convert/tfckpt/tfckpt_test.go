@@ -356,7 +356,7 @@ func invalidCases() []invalidCase {
 	negdim := w
 	negdim.shape = []int64{-1, 4}
 	return []invalidCase{
-		{"bad crc", one(bad), `tensor "dense/kernel": data fails its crc32c check`, "tf-bad-crc"},
+		{"bad crc", one(bad), "data fails its crc32c check", "tf-bad-crc"},
 		{"data past the data file", one(past), "past the end of", "tf-data-past-eof"},
 		{"size disagrees with shape", one(short), "entry says 12 bytes, shape [2 2] of float32 needs 16", "tf-size-mismatch"},
 		{"shard out of range", bundle{shards: 1, specs: []spec{far}}, "shard 3, but the bundle has 1", "tf-shard-out-of-range"},
