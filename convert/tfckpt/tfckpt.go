@@ -33,13 +33,21 @@ func init() {
 }
 
 // Match recognises a bundle index: a LevelDB table (footer magic) whose first
-// entry is the header under the empty key (shared 0, unshared 0).
+// entry is the header under the empty key (shared 0, unshared 0). An .index
+// that starts so but lost its footer (cut short) is still one, so that the
+// error says what is wrong with it.
 func Match(src convert.Source, head []byte) bool {
 	size := src.Size()
-	if size < footerLen || len(head) < 3 || head[0] != 0 || head[1] != 0 {
+	if len(head) < 3 || head[0] != 0 || head[1] != 0 {
 		return false
 	}
+	if strings.HasSuffix(src.Name(), ".index") {
+		return true
+	}
 	var tail [8]byte
+	if size < footerLen {
+		return false
+	}
 	if _, err := src.ReadAt(tail[:], size-8); err != nil && err != io.EOF {
 		return false
 	}

@@ -448,6 +448,15 @@ func TestMatch(t *testing.T) {
 	if Match(data, head) {
 		t.Error("data shard matched")
 	}
+	cut := filepath.Join(t.TempDir(), "cut.index") // lost its footer: still ours, to say so
+	os.WriteFile(cut, b[:len(b)-20], 0o644)
+	if !Match(converttest.OpenFile(t, cut), b[:min(len(b)-20, convert.HeadSize)]) {
+		t.Error("index cut short not matched")
+	}
+	err := openAndReadAll(converttest.OpenFile(t, cut))
+	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "footer") {
+		t.Errorf("index cut short: %v", err)
+	}
 }
 
 func openAndReadAll(src convert.Source) error {
