@@ -166,21 +166,30 @@ func manifestDir(uri string) string {
 	return "." + q
 }
 
-// joinURI appends a relative key to a directory URI, keeping its query.
+// joinURI appends a relative key to a directory URI, keeping its query. In
+// a bucket, ".." steps are resolved here: a store takes keys literally.
 func joinURI(dir, rel string) string {
 	p, q := splitQuery(dir)
 	if p == "." && !schemeRE.MatchString(p) {
 		return rel
 	}
+	if m := schemeRE.FindString(p); m != "" {
+		bucket, key, _ := strings.Cut(p[len(m):], "/")
+		return m + bucket + "/" + strings.TrimPrefix(path.Join(key, rel), "/") + q
+	}
 	return strings.TrimSuffix(p, "/") + "/" + rel + q
 }
+
+// queryRE finds where a URI's query starts: at a '?' that begins name=value,
+// as "?" is also a glob character in the path.
+var queryRE = regexp.MustCompile(`\?[A-Za-z0-9_.-]+=`)
 
 func splitQuery(uri string) (string, string) {
 	if !schemeRE.MatchString(uri) {
 		return uri, ""
 	}
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i], uri[i:]
+	if loc := queryRE.FindStringIndex(uri); loc != nil {
+		return uri[:loc[0]], uri[loc[0]:]
 	}
 	return uri, ""
 }

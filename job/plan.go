@@ -3,8 +3,10 @@ package job
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
+	"ckpt2csv/convert"
 	"ckpt2csv/storage"
 )
 
@@ -27,6 +29,12 @@ func Plan(entries []Entry, index, count int) ([]Item, error) {
 	seen := map[string]string{}
 	var items []Item
 	for _, e := range entries {
+		if err := storage.CheckURI(e.URI); err != nil {
+			return nil, usagef("entry %q: %v", storage.Redact(e.URI), err)
+		}
+		if e.Format != "" && e.Format != "auto" && !slices.Contains(convert.Formats(), e.Format) {
+			return nil, usagef("entry %q: format %q: want auto or one of %s", storage.Redact(e.URI), e.Format, strings.Join(convert.Formats(), ", "))
+		}
 		id, err := entryID(e)
 		if err != nil {
 			return nil, err

@@ -127,3 +127,28 @@ func TestManifestResolvesRelativeEntriesAndGlobs(t *testing.T) {
 		t.Errorf("a glob matching nothing: %v", err)
 	}
 }
+
+func TestJoinURIResolvesDotDotInBucketsAndKeepsTheQuery(t *testing.T) {
+	for _, tc := range []struct{ dir, rel, want string }{
+		{"s3://b/manifests?endpoint=http://x", "../models/a.pt", "s3://b/models/a.pt?endpoint=http://x"},
+		{"s3://b/models", "runs/*.np?", "s3://b/models/runs/*.np?"},
+		{"s3://b", "a.pt", "s3://b/a.pt"},
+		{"gs://b/m/sub", "../../a.pt", "gs://b/a.pt"},
+		{"file:///tmp/m", "../a.pt", "file:///tmp/a.pt"},
+		{"data/m", "../a.pt", "data/m/../a.pt"}, // a local path: the file system resolves it
+		{".", "a.pt", "a.pt"},
+	} {
+		if got := joinURI(tc.dir, tc.rel); got != tc.want {
+			t.Errorf("joinURI(%q, %q) = %q, want %q", tc.dir, tc.rel, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ uri, path, query string }{
+		{"s3://b/models/*.np??endpoint=http://x", "s3://b/models/*.np?", "?endpoint=http://x"},
+		{"s3://b/a?.pt", "s3://b/a?.pt", ""},
+		{"gs://b/a.pt?x=1&y=2", "gs://b/a.pt", "?x=1&y=2"},
+	} {
+		if p, q := splitQuery(tc.uri); p != tc.path || q != tc.query {
+			t.Errorf("splitQuery(%q) = %q, %q", tc.uri, p, q)
+		}
+	}
+}

@@ -30,16 +30,13 @@ var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 // rename never crosses file systems; List never shows them). mem:// buckets
 // are shared process-wide by name.
 func OpenURI(ctx context.Context, uri string) (*Bucket, string, error) {
-	if uri == "" {
-		return nil, "", fmt.Errorf("empty URI")
+	if err := CheckURI(uri); err != nil {
+		return nil, "", err
 	}
 	if !schemeRE.MatchString(uri) {
 		return openLocal(uri, nil)
 	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return nil, "", fmt.Errorf("invalid URI %q: %v", Redact(uri), redactErr(err))
-	}
+	u, _ := url.Parse(uri)
 	key := strings.TrimPrefix(u.Path, "/")
 	switch strings.ToLower(u.Scheme) {
 	case "file":
@@ -58,18 +55,39 @@ func OpenURI(ctx context.Context, uri string) (*Bucket, string, error) {
 			return nil, "", fmt.Errorf("mem URI %q: takes no parameters", Redact(uri))
 		}
 		return NewBucket(memBucket(u.Host)), key, nil
-	case "s3", "gs", "azblob":
-		if u.Host == "" {
-			return nil, "", fmt.Errorf("URI %q names no bucket", Redact(uri))
-		}
+	default: // s3, gs, azblob
 		be, err := openCloud(ctx, u)
 		if err != nil {
 			return nil, "", fmt.Errorf("open %s: %w", Redact(uri), scrubbed(err, u))
 		}
 		return NewBucket(be), key, nil
-	default:
-		return nil, "", fmt.Errorf("URI %q: unsupported scheme %q (want s3, gs, azblob, file, mem or a local path)", Redact(uri), u.Scheme)
 	}
+}
+
+// CheckURI says what is wrong with the form of uri (it does not parse, its
+// scheme is unknown, it names no bucket) without opening anything: a
+// manifest's entries are checked before any is exported.
+func CheckURI(uri string) error {
+	if uri == "" {
+		return fmt.Errorf("empty URI")
+	}
+	if !schemeRE.MatchString(uri) {
+		return nil
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("invalid URI %q: %v", Redact(uri), redactErr(err))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "file", "mem":
+		return nil
+	case "s3", "gs", "azblob":
+		if u.Host == "" {
+			return fmt.Errorf("URI %q names no bucket", Redact(uri))
+		}
+		return nil
+	}
+	return fmt.Errorf("URI %q: unsupported scheme %q (want s3, gs, azblob, file, mem or a local path)", Redact(uri), u.Scheme)
 }
 
 // openLocal opens the local file system as a bucket rooted at "/".

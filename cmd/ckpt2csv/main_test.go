@@ -190,6 +190,10 @@ func TestUsageErrorsExit2(t *testing.T) {
 	os.WriteFile(bad, []byte("{\"uri\": \"a.npy\"}\n{\"uri\": 3}\n"), 0o644)
 	escape := filepath.Join(dir, "escape.txt")
 	os.WriteFile(escape, []byte("a.npy ../../etc\n"), 0o644)
+	badFormat := filepath.Join(dir, "format.jsonl")
+	os.WriteFile(badFormat, []byte("{\"uri\": \"a.npy\", \"format\": \"bogus\"}\n"), 0o644)
+	badScheme := filepath.Join(dir, "scheme.txt")
+	os.WriteFile(badScheme, []byte("bogus://x/y.pt\n"), 0o644)
 	for name, args := range map[string][]string{
 		"duplicate ids":     {"run", "--manifest", dup, "--out", dir},
 		"bad json line":     {"run", "--manifest", bad, "--out", dir},
@@ -200,6 +204,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 		"bad columns":       {"convert", "a.npy", "--out", dir, "--columns", "value,nope"},
 		"no out":            {"convert", "a.npy"},
 		"shard index range": {"run", "--manifest", dup, "--out", dir, "--shard-index", "4", "--shard-count", "4"},
+		"bad include glob":  {"convert", "a.npy", "--out", dir, "--include", "[abc"},
+		"bad exclude glob":  {"convert", "a.npy", "--out", dir, "--exclude", "["},
+		"entry format":      {"run", "--manifest", badFormat, "--out", dir},
+		"entry scheme":      {"run", "--manifest", badScheme, "--out", dir},
+		"source scheme":     {"convert", "bogus://x/y.pt", "--out", dir},
 	} {
 		if code, _, stderr := ckpt2csv(t, args...); code != exitUsage {
 			t.Errorf("%s: exit %d (%s)", name, code, stderr)
