@@ -117,3 +117,43 @@ func TestFaultMatrix(t *testing.T) {
 		})
 	}
 }
+
+// A store without ETags: the source's sha256 tells whether it changed.
+func TestSourceWithoutETagIsTrackedBySHA256(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.npy")
+	writeNpy(t, src, 100)
+	items, err := Plan([]Entry{{URI: src, rel: "a.npy"}}, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		t.Helper()
+		r, err := NewRunner(context.Background(), Options{
+			Out: filepath.Join(dir, "out"), Workers: 1, Log: zerolog.Nop(),
+			CSV:      convert.Options{Columns: convert.DefaultColumns, Header: true, Compression: "none", ShardSize: convert.DefaultShardSize},
+			Decorate: storage.WithoutETags,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rep, err := r.Run(context.Background(), "test", items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Entries[0].Status
+	}
+	if s := run(); s != StatusExported {
+		t.Fatalf("first run: %s", s)
+	}
+	if s := run(); s != StatusSkipped {
+		t.Fatalf("second run: %s", s)
+	}
+	b, _ := os.ReadFile(src)
+	b[len(b)-1] ^= 0x40 // the same size, another last value
+	os.WriteFile(src, b, 0o644)
+	if s := run(); s != StatusExported {
+		t.Fatalf("run after the source changed: %s", s)
+	}
+}

@@ -3,10 +3,12 @@ package job
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"runtime"
 	"slices"
@@ -285,6 +287,14 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 	defer obj.Close()
 	dir := outDir{b: r.out, prefix: r.outKey + it.ID + "/"}
 	srcInfo := convert.SourceInfo{URI: er.URI, Size: obj.Size(), ETag: obj.ETag()}
+	if srcInfo.ETag == "" {
+		// a store without version tags: the content itself tells a change (SPEC §3)
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(obj, 0, obj.Size())); err != nil {
+			return fmt.Errorf("reading the source for its sha256: %w", err)
+		}
+		srcInfo.SHA256 = hex.EncodeToString(h.Sum(nil))
+	}
 	if !r.opt.Force {
 		if old, err := convert.ReadSidecar(ctx, dir); err == nil && r.upToDate(ctx, src, obj, old, srcInfo) {
 			er.Status, er.Format = StatusSkipped, old.Source.Format
@@ -382,6 +392,7 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 func (r *Runner) upToDate(ctx context.Context, b *storage.Bucket, obj *storage.Object, old *convert.Sidecar, src convert.SourceInfo) bool {
 	want := r.opt.CSV
 	same := old.Source.URI == src.URI && old.Source.Size == src.Size && old.Source.ETag == src.ETag &&
+		old.Source.SHA256 == src.SHA256 &&
 		slices.Equal(old.CSV.Columns, want.Columns) && old.CSV.Header == want.Header &&
 		old.CSV.Compression == want.Compression && old.CSV.ShardSize == want.ShardSize &&
 		old.CSV.RawText == want.RawText && slices.Equal(old.CSV.Include, want.Include) &&
