@@ -251,6 +251,39 @@ func TestVerifyDetectsAlteredShards(t *testing.T) {
 	}
 }
 
+// Totals and placements that disagree with the lists they sum are caught.
+func TestVerifyChecksTotalsAndPlacement(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(sc *Sidecar)
+	}{
+		{"tensors", func(sc *Sidecar) { sc.Totals.Tensors++ }},
+		{"shards", func(sc *Sidecar) { sc.Totals.Shards++ }},
+		{"bytes", func(sc *Sidecar) { sc.Totals.Bytes++ }},
+		{"stored bytes", func(sc *Sidecar) { sc.Totals.StoredBytes-- }},
+		{"tensor shard", func(sc *Sidecar) { sc.Tensors[len(sc.Tensors)-1].Shard = 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := newMemDir()
+			sc, err := Export(context.Background(), sampleCkpt(), dir, Options{Header: true, Compression: "gzip", ShardSize: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc.Tensors[len(sc.Tensors)-1].Shard == 0 {
+				t.Fatal("the sample's last tensor should not be in shard 0")
+			}
+			sd := &sidecarDir{dir, sc}
+			if _, err := Verify(context.Background(), sd); err != nil {
+				t.Fatalf("verify of a good export: %v", err)
+			}
+			tc.change(sc)
+			if _, err := Verify(context.Background(), sd); !errors.Is(err, ErrMismatch) {
+				t.Errorf("verify: %v", err)
+			}
+		})
+	}
+}
+
 func TestExportTruncatedStreamLeavesNothing(t *testing.T) {
 	ck := sampleCkpt()
 	ck.data[0] = ck.data[0][:10]

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"math"
 	"strconv"
 
@@ -80,8 +81,43 @@ func Verify(ctx context.Context, dir Dir) (*VerifyReport, error) {
 			return rep, err
 		}
 	}
+	if err := checkTotals(sc); err != nil {
+		return rep, err
+	}
 	rep.Tensors = len(sc.Tensors)
 	return rep, nil
+}
+
+// checkTotals checks what the sidecar sums and places against its own
+// shard and tensor lists (the shards themselves are checked against those).
+func checkTotals(sc *Sidecar) error {
+	var bytes, stored int64
+	for _, s := range sc.Shards {
+		bytes, stored = bytes+s.Bytes, stored+s.StoredBytes
+	}
+	t := sc.Totals
+	for _, c := range []struct {
+		what      string
+		got, want int64
+	}{
+		{"totals.tensors", int64(t.Tensors), int64(len(sc.Tensors))},
+		{"totals.shards", int64(t.Shards), int64(len(sc.Shards))},
+		{"totals.bytes", t.Bytes, bytes},
+		{"totals.stored_bytes", t.StoredBytes, stored},
+	} {
+		if c.got != c.want {
+			return fmt.Errorf("%w: %s is %d, the shards and tensors listed make %d", ErrMismatch, c.what, c.got, c.want)
+		}
+	}
+	placed := *sc
+	placed.Tensors = slices.Clone(sc.Tensors)
+	placeTensors(&placed)
+	for i, tr := range sc.Tensors {
+		if tr.Shard != placed.Tensors[i].Shard {
+			return fmt.Errorf("%w: tensor %q: shard %d, but its first row %d is in shard %d", ErrMismatch, tr.Name, tr.Shard, tr.FirstRow, placed.Tensors[i].Shard)
+		}
+	}
+	return nil
 }
 
 type verifier struct {
