@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"slices"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/klauspost/compress/gzip"
