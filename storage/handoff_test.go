@@ -68,3 +68,43 @@ func TestHandoffWriteFailsWhenReaderStops(t *testing.T) {
 		t.Fatalf("second Write: %v, want %v", err, boom)
 	}
 }
+
+// pageWrites records the writes it gets and fails on one that starts or
+// ends off a page boundary, but for the last.
+type pageWrites struct {
+	bytes.Buffer
+	t      *testing.T
+	ragged bool // a write ended off a boundary: only the last may
+}
+
+func (w *pageWrites) Write(p []byte) (int, error) {
+	if w.ragged {
+		w.t.Errorf("a write at %d follows one that ended off a page boundary", w.Len())
+	}
+	w.ragged = (w.Len()+len(p))%pageSize != 0
+	return w.Buffer.Write(p)
+}
+
+func TestHandoffWritesWholePages(t *testing.T) {
+	var chunks [][]byte
+	for i, n := range []int{58, 5000, 10000, 3, 8192, 4096 - 3, 100, 3 * pageSize, 1} {
+		chunks = append(chunks, bytes.Repeat([]byte{byte('a' + i)}, n))
+	}
+	h := newHandoff()
+	got := &pageWrites{t: t}
+	res := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(got, h)
+		res <- err
+	}()
+	for _, c := range chunks {
+		h.Write(c)
+	}
+	h.closeWrite(nil)
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	if want := bytes.Join(chunks, nil); !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("carried %d bytes, want %d", got.Len(), len(want))
+	}
+}
