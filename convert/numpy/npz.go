@@ -45,6 +45,7 @@ func openNPZ(ctx context.Context, src convert.Source, lim convert.Limits) (conve
 		return nil, err
 	}
 	ck := &npzFile{info: convert.Info{Format: "numpy"}, lim: lim}
+	arrays := 0
 	for _, m := range a.Members {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -57,6 +58,7 @@ func openNPZ(ctx context.Context, src convert.Source, lim convert.Limits) (conve
 			ck.info.Skipped = append(ck.info.Skipped, convert.Skipped{Name: m.Name, Reason: "not an .npy member"})
 			continue
 		}
+		arrays++
 		h, err := memberHeader(m, lim)
 		if err != nil {
 			return nil, fmt.Errorf("member %q: %w", m.Name, err)
@@ -73,6 +75,9 @@ func openNPZ(ctx context.Context, src convert.Source, lim convert.Limits) (conve
 		}
 		ck.info.Tensors = append(ck.info.Tensors, convert.Tensor{Name: name, DType: h.DType, Shape: h.Shape})
 		ck.arrays = append(ck.arrays, npzArray{m: m, h: h})
+	}
+	if arrays == 0 && len(a.Members) > 0 {
+		return nil, convert.Invalidf("a zip archive without .npy members, not an .npz")
 	}
 	return ck, nil
 }

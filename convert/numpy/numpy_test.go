@@ -166,6 +166,14 @@ func TestNPZDetection(t *testing.T) {
 	}
 }
 
+// --format numpy on a zip of something else is an error, not an empty export.
+func TestZipWithoutArraysIsRefused(t *testing.T) {
+	src := memSource("x.pt", zipBytes(t, map[string][]byte{"archive/data.pkl": []byte("x"), "archive/version": []byte("3")}, false))
+	if _, err := open(context.Background(), src, convert.Limits{}); !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "without .npy members") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 // Header text parsing, as numpy writes it and as hostile files might.
 func TestHeaderParsing(t *testing.T) {
 	ok := []struct {
