@@ -315,7 +315,10 @@ func (r *Runner) exportItem(ctx context.Context, it Item, er *EntryReport, log z
 	}
 	ck, err := convert.Open(ctx, obj, format, r.opt.Limits)
 	if err != nil {
-		if errors.Is(err, convert.ErrInvalid) {
+		switch {
+		case format != "auto" && format != "":
+			er.Format = format // the reader asked for said what is wrong
+		case errors.Is(err, convert.ErrInvalid):
 			if f, derr := convert.Detect(obj); derr == nil {
 				er.Format = f.Name
 			}
