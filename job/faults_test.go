@@ -157,3 +157,38 @@ func TestSourceWithoutETagIsTrackedBySHA256(t *testing.T) {
 		t.Fatalf("run after the source changed: %s", s)
 	}
 }
+
+// An interrupted run still reports every entry of its share, the ones it
+// never started as failed (retryable), with the error key always present.
+func TestInterruptedRunReportsEveryEntry(t *testing.T) {
+	dir := t.TempDir()
+	var entries []Entry
+	for _, n := range []string{"a.npy", "b.npy"} {
+		writeNpy(t, filepath.Join(dir, n), 10)
+		entries = append(entries, Entry{URI: filepath.Join(dir, n), rel: n})
+	}
+	items, err := Plan(entries, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(context.Background(), Options{Out: filepath.Join(dir, "out"), Workers: 1, Log: zerolog.Nop(),
+		CSV: convert.Options{Columns: convert.DefaultColumns, Compression: "none"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := r.Run(ctx, "test", items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted || len(rep.Entries) != 2 || rep.Totals.Failed != 2 || rep.ShardCount != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, e := range rep.Entries {
+		if e.Status != StatusFailed || e.Permanent || e.Error == "" {
+			t.Errorf("%+v", e)
+		}
+	}
+}

@@ -57,7 +57,7 @@ type EntryReport struct {
 	ID        string  `json:"id"`
 	Status    string  `json:"status"`
 	Format    string  `json:"format,omitempty"`
-	Error     string  `json:"error,omitempty"`
+	Error     string  `json:"error"`
 	Permanent bool    `json:"permanent,omitempty"` // the failure cannot pass on a retry
 	Tensors   int     `json:"tensors"`
 	Values    int64   `json:"values"`
@@ -141,7 +141,7 @@ func (r *Runner) Close() error { return r.out.Close() }
 // Run exports every item, opt.Workers at a time, and writes the report.
 // Entries not started when ctx is cancelled are left out of the report.
 func (r *Runner) Run(ctx context.Context, runID string, items []Item) (*Report, error) {
-	rep := &Report{RunID: runID, ShardIndex: r.opt.ShardIndex, ShardCount: r.opt.ShardCount, Started: time.Now().UTC().Format(time.RFC3339)}
+	rep := &Report{RunID: runID, ShardIndex: r.opt.ShardIndex, ShardCount: max(r.opt.ShardCount, 1), Started: time.Now().UTC().Format(time.RFC3339)}
 	results := make([]*EntryReport, len(items))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -165,9 +165,9 @@ feed:
 	close(work)
 	wg.Wait()
 	rep.Interrupted = ctx.Err() != nil
-	for _, e := range results {
-		if e == nil {
-			continue
+	for i, e := range results {
+		if e == nil { // the run was interrupted before this entry started
+			e = &EntryReport{URI: storage.Redact(items[i].URI), ID: items[i].ID, Status: StatusFailed, Error: "not started: the run was interrupted"}
 		}
 		rep.Entries = append(rep.Entries, *e)
 		t := &rep.Totals
