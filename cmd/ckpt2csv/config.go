@@ -101,8 +101,9 @@ func (n noFlag) String() string   { return "" }
 func (n noFlag) Set(string) error { *n.v = false; return nil }
 func (n noFlag) IsBoolFlag() bool { return true }
 
-// bind registers the settings' flags on fs. run-only flags (manifest,
-// shard index/count, dry-run) only where withRun is set.
+// bind registers the settings' flags on fs; --manifest only where withRun
+// is set (convert takes its sources on the command line, and shares them
+// across an Indexed Job's pods as run shares a manifest's).
 func (s *settings) bind(fs *flag.FlagSet, withRun bool) {
 	fs.StringVar(&s.Config, "config", s.Config, "YAML config file (keys are flag names)")
 	fs.StringVar(&s.Out, "out", s.Out, "output URI (OUT)")
@@ -129,10 +130,10 @@ func (s *settings) bind(fs *flag.FlagSet, withRun bool) {
 	fs.StringVar(&s.Limits.InflateBytes, "max-inflate-bytes", s.Limits.InflateBytes, "largest decompressed size of one compressed member")
 	fs.IntVar(&s.Limits.PickleMemo, "max-pickle-memo", s.Limits.PickleMemo, "most memo entries in a pickle")
 	fs.IntVar(&s.Limits.PickleDepth, "max-pickle-depth", s.Limits.PickleDepth, "deepest pickle stack and nesting")
+	fs.IntVar(&s.ShardIndex, "shard-index", s.ShardIndex, "this process's index among --shard-count (default $JOB_COMPLETION_INDEX)")
+	fs.IntVar(&s.ShardCount, "shard-count", s.ShardCount, "number of processes sharing the entries (default $CKPT2CSV_SHARD_COUNT)")
 	if withRun {
 		fs.StringVar(&s.Manifest, "manifest", s.Manifest, "manifest URI")
-		fs.IntVar(&s.ShardIndex, "shard-index", s.ShardIndex, "this process's index among --shard-count (default $JOB_COMPLETION_INDEX)")
-		fs.IntVar(&s.ShardCount, "shard-count", s.ShardCount, "number of processes sharing the manifest (default $CKPT2CSV_SHARD_COUNT)")
 	}
 }
 
@@ -213,7 +214,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) error {
 }
 
 // runOnly are the keys of run's flags that convert does not have.
-var runOnly = map[string]bool{"manifest": true, "shard-index": true, "shard-count": true}
+var runOnly = map[string]bool{"manifest": true}
 
 // readConfig reads a YAML file of flag-name keys into layer, strictly.
 func readConfig(path string, fs *flag.FlagSet, layer map[string]string) error {

@@ -181,6 +181,33 @@ func TestRunRedoesAShardedCheckpointWhenAShardChanges(t *testing.T) {
 	}
 }
 
+// convert shares its sources across an Indexed Job's pods as run shares a manifest.
+func TestConvertSharesItsSourcesAcrossIndexes(t *testing.T) {
+	dir := t.TempDir()
+	var srcs []string
+	for _, n := range []string{"a", "b", "c"} {
+		p := filepath.Join(dir, n+".npy")
+		writeNpy(t, p, "(1,)", []float32{1})
+		srcs = append(srcs, p)
+	}
+	t.Setenv("JOB_COMPLETION_INDEX", "1")
+	t.Setenv("CKPT2CSV_SHARD_COUNT", "2")
+	out := filepath.Join(dir, "out")
+	if code, _, stderr := ckpt2csv(t, append([]string{"convert", "--out", out}, srcs...)...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var sidecars []string
+	filepath.Walk(out, func(p string, _ os.FileInfo, err error) error {
+		if err == nil && filepath.Base(p) == "metadata.json" {
+			sidecars = append(sidecars, p)
+		}
+		return nil
+	})
+	if len(sidecars) != 1 || !strings.Contains(sidecars[0], "b.npy") {
+		t.Fatalf("index 1 of 2 exported %v, want b.npy only", sidecars)
+	}
+}
+
 func TestUsageErrorsExit2(t *testing.T) {
 	dir := t.TempDir()
 	writeNpy(t, filepath.Join(dir, "a.npy"), "(1,)", []float32{1})
