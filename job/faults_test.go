@@ -67,19 +67,11 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			f := tc.fault
 			out := filepath.Join(dir, "out")
-			r, err := NewRunner(context.Background(), Options{
-				Out: out, Workers: 2, Log: zerolog.Nop(),
+			r, rep := runOnce(t, context.Background(), items, Options{
+				Out: out, Workers: 2,
 				CSV:      convert.Options{Header: true, Compression: "gzip", ShardSize: 100 << 10},
 				Decorate: func(b *storage.Bucket) *storage.Bucket { return storage.WithFaults(b, f) },
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			rep, err := r.Run(context.Background(), "test", items)
-			if err != nil {
-				t.Fatal(err)
-			}
 			if f.Injected() == 0 {
 				t.Fatalf("fault never hit (%d calls)", f.Calls())
 			}
@@ -129,19 +121,11 @@ func TestSourceWithoutETagIsTrackedBySHA256(t *testing.T) {
 	}
 	run := func() string {
 		t.Helper()
-		r, err := NewRunner(context.Background(), Options{
-			Out: filepath.Join(dir, "out"), Workers: 1, Log: zerolog.Nop(),
+		_, rep := runOnce(t, context.Background(), items, Options{
+			Out: filepath.Join(dir, "out"), Workers: 1,
 			CSV:      convert.Options{Columns: convert.DefaultColumns, Header: true, Compression: "none", ShardSize: convert.DefaultShardSize},
 			Decorate: storage.WithoutETags,
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		rep, err := r.Run(context.Background(), "test", items)
-		if err != nil {
-			t.Fatal(err)
-		}
 		return rep.Entries[0].Status
 	}
 	if s := run(); s != StatusExported {
@@ -171,18 +155,10 @@ func TestInterruptedRunReportsEveryEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRunner(context.Background(), Options{Out: filepath.Join(dir, "out"), Workers: 1, Log: zerolog.Nop(),
-		CSV: convert.Options{Columns: convert.DefaultColumns, Compression: "none"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	rep, err := r.Run(ctx, "test", items)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rep := runOnce(t, ctx, items, Options{Out: filepath.Join(dir, "out"), Workers: 1,
+		CSV: convert.Options{Columns: convert.DefaultColumns, Compression: "none"}})
 	if !rep.Interrupted || len(rep.Entries) != 2 || rep.Totals.Failed != 2 || rep.ShardCount != 1 {
 		t.Fatalf("report %+v", rep)
 	}
@@ -191,4 +167,21 @@ func TestInterruptedRunReportsEveryEntry(t *testing.T) {
 			t.Errorf("%+v", e)
 		}
 	}
+}
+
+// runOnce runs items with opt (logging nowhere) and returns the runner, open
+// until the test ends, and its report.
+func runOnce(t *testing.T, ctx context.Context, items []Item, opt Options) (*Runner, *Report) {
+	t.Helper()
+	opt.Log = zerolog.Nop()
+	r, err := NewRunner(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	rep, err := r.Run(ctx, "test", items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, rep
 }
