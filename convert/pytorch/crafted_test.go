@@ -297,24 +297,36 @@ func TestBadRecords(t *testing.T) {
 }
 
 // A module bomb: each module holds the same child twice, 60 levels deep.
+// Modules shared under two keys at every level name 2^levels tensors: many
+// short names, or fewer long ones, are refused before they are built.
 func TestModuleBombIsRefusedQuickly(t *testing.T) {
-	p := newPk()
-	p.glob("torch.nn.modules.linear", "Linear").raw(")\x81q\x00}(").str("_parameters").raw("}").str("weight").tensorV2("FloatStorage", "0", 1, 0, []int64{}, []int64{}).raw("s").str("_modules").raw("}ub0")
-	for i := 1; i <= 60; i++ {
-		p.glob("torch.nn.modules.container", "Sequential").raw(")\x81")
-		p.b = append(p.b, 'r')
-		p.b = binary.LittleEndian.AppendUint32(p.b, uint32(i))
-		p.raw("}(").str("_parameters").raw("}").str("_modules").raw("}(").str("a").raw("j")
-		p.b = binary.LittleEndian.AppendUint32(p.b, uint32(i-1))
-		p.str("b").raw("j")
-		p.b = binary.LittleEndian.AppendUint32(p.b, uint32(i-1))
-		p.raw("uub0")
-	}
-	p.raw("j")
-	p.b = binary.LittleEndian.AppendUint32(p.b, 60)
-	_, err := openCrafted(t, p.bytes(), map[string][]byte{"0": f32s(1)})
-	if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), "reference bomb") {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		levels int
+		key    int // bytes in each key
+		want   string
+	}{
+		{60, 1, "reference bomb"},
+		{18, 250, "add up to more than"},
+	} {
+		a, b := strings.Repeat("a", tc.key), strings.Repeat("b", tc.key)
+		p := newPk()
+		p.glob("torch.nn.modules.linear", "Linear").raw(")\x81q\x00}(").str("_parameters").raw("}").str("weight").tensorV2("FloatStorage", "0", 1, 0, []int64{}, []int64{}).raw("s").str("_modules").raw("}ub0")
+		for i := 1; i <= tc.levels; i++ {
+			p.glob("torch.nn.modules.container", "Sequential").raw(")\x81")
+			p.b = append(p.b, 'r')
+			p.b = binary.LittleEndian.AppendUint32(p.b, uint32(i))
+			p.raw("}(").str("_parameters").raw("}").str("_modules").raw("}(").str(a).raw("j")
+			p.b = binary.LittleEndian.AppendUint32(p.b, uint32(i-1))
+			p.str(b).raw("j")
+			p.b = binary.LittleEndian.AppendUint32(p.b, uint32(i-1))
+			p.raw("uub0")
+		}
+		p.raw("j")
+		p.b = binary.LittleEndian.AppendUint32(p.b, uint32(tc.levels))
+		_, err := openCrafted(t, p.bytes(), map[string][]byte{"0": f32s(1)})
+		if !errors.Is(err, convert.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%d levels of %d-byte keys: %v", tc.levels, tc.key, err)
+		}
 	}
 }
 

@@ -25,6 +25,8 @@ type reader struct {
 	seen    map[any]bool
 	onPath  map[any]bool
 	visits  int
+	// nameBytes sums the names walked, bounded like a header
+	nameBytes int64
 }
 
 type named struct {
@@ -117,6 +119,11 @@ func (r *reader) walk(v any, name, layerType string, depth int) error {
 	}
 	if r.visits++; r.visits > 8*r.lim.MaxTensors {
 		return convert.Invalidf("pytorch: checkpoint has too many objects to walk")
+	}
+	// Names are metadata: a module shared under long keys at every level
+	// multiplies them (a 12 KB file named 262,144 tensors with 4.5 KB each).
+	if r.nameBytes += int64(len(name)); r.nameBytes > r.lim.MaxHeaderBytes {
+		return convert.Invalidf("pytorch: the names of the checkpoint's objects add up to more than %d bytes", r.lim.MaxHeaderBytes)
 	}
 	t, isTensor, err := r.asTensor(v)
 	if err != nil {
