@@ -6,6 +6,7 @@ package pickle
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -37,6 +38,9 @@ type Options struct {
 	// array there) and returns the value that replaces the object on the stack
 	// (obj itself to keep it).
 	AfterBuild func(in *Input, obj *Object) (any, error)
+	// Context, when set, stops a decode when it ends (a signal, an entry's
+	// time limit): a hostile pickle can keep the decoder busy for minutes.
+	Context context.Context
 }
 
 // Decoder decodes pickles from one input, one after another.
@@ -96,7 +100,10 @@ func (d *Decoder) Decode() (v any, err error) {
 	d.marks = d.marks[:0]
 	d.memo = make(map[int64]any)
 	d.proto = 0
-	for {
+	for n := 0; ; n++ {
+		if ctx := d.opt.Context; ctx != nil && n%4096 == 0 && ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		op, err := d.in.ReadByte()
 		if err != nil {
 			return nil, err
@@ -323,6 +330,9 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 			if n < 0 {
 				return false, d.errf("LONG4 with negative length %d", n)
 			}
+		}
+		if n > maxLongBytes {
+			return false, d.errf("integer of %d bytes exceeds the limit of %d", n, maxLongBytes)
 		}
 		b, err := d.in.readN(n, "LONG")
 		if err != nil {
@@ -1059,6 +1069,11 @@ func decodeLong(b []byte) any {
 
 // maxDigits is CPython's default limit on int <-> decimal string conversion.
 const maxDigits = 4300
+
+// maxLongBytes bounds a binary integer (LONG1, LONG4) at about 4.6 times the
+// digits CPython prints: a checkpoint holds no larger ones, and a hostile
+// pickle re-inserting a 500 KB integer as a dict key took minutes.
+const maxLongBytes = 8 << 10
 
 func (d *Decoder) parseInt(s string) (any, error) {
 	s = strings.TrimSpace(s)

@@ -194,7 +194,10 @@ func hashKey(k any) (any, bool) {
 		}
 		return k, k == k // NaN keys never compare equal
 	case *big.Int:
-		return "\x00bigint:" + k.String(), true
+		if k.IsInt64() {
+			return k.Int64(), true // 1 == 1L
+		}
+		return "\x00bigint:" + k.Text(16), true // linear: decimal is not
 	}
 	return nil, false
 }

@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -191,6 +192,7 @@ var hostile = []struct {
 	lim  convert.Limits
 }{
 	{"reduce os.system", cat("\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R."), "os.system", convert.Limits{}},
+	{"500 KB integer", cat("\x80\x04\x8b\x20\xa1\x07\x00", strings.Repeat("\x01", 500_000), "."), "integer of 500000 bytes", convert.Limits{}},
 	{"reduce posix.system", cat("cposix\nsystem\n(S'touch /tmp/x'\ntR."), "posix.system", convert.Limits{}},
 	{"reduce nt.system", cat("cnt\nsystem\n(S'x'\ntR."), "nt.system", convert.Limits{}},
 	{"reduce builtins.eval", cat("\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x011\x85R."), "builtins.eval", convert.Limits{}},
@@ -489,5 +491,26 @@ func TestKeyStringIsPythonStr(t *testing.T) {
 	}
 	if JoinPath("", "a") != "a" || JoinPath("optimizer.state", "0") != "optimizer.state.0" {
 		t.Error("JoinPath")
+	}
+}
+
+// A decode stops when its context ends, between opcodes.
+func TestDecodeStopsWhenItsContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Unmarshal([]byte("\x80\x04K\x01."), Options{Context: ctx})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Python-equal integer keys are one key, however they were pickled.
+func TestBigIntKeysEqualTheirInt64(t *testing.T) {
+	v, err := Unmarshal([]byte("\x80\x04}(\x8a\x01\x05K\x01K\x05K\x02u."), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := AsDict(v); len(d.Items) != 1 {
+		t.Fatalf("%s", Repr(v))
 	}
 }

@@ -108,7 +108,7 @@ func openZip(ctx context.Context, src convert.Source, lim convert.Limits) (conve
 		meta["serialization"] = "torchscript"
 	}
 
-	r := newReader(lim)
+	r := newReader(ctx, lim)
 	obj, err := r.decodeMember(a, root+"/data.pkl")
 	if err != nil {
 		return nil, err
@@ -121,7 +121,7 @@ func openZip(ctx context.Context, src convert.Source, lim convert.Limits) (conve
 	}
 	if torchScript && a.Member(root+"/constants.pkl") != nil {
 		// constants have their own storages, keyed from 0 again
-		cr := newReader(lim)
+		cr := newReader(ctx, lim)
 		consts, err := cr.decodeMember(a, root+"/constants.pkl")
 		if err != nil {
 			return nil, err

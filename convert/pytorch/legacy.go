@@ -27,7 +27,7 @@ import (
 )
 
 func openLegacy(ctx context.Context, src convert.Source, lim convert.Limits) (convert.Checkpoint, error) {
-	r := newReader(lim)
+	r := newReader(ctx, lim)
 	size := src.Size()
 	dec := pickle.NewDecoderAt(src, 0, size, r.options())
 	magic, err := dec.Decode()

@@ -5,6 +5,7 @@
 package pytorch
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 
 // reader holds what one checkpoint's pickles resolve to.
 type reader struct {
+	ctx      context.Context
 	lim      convert.Limits
 	storages map[string]*storage
 	order    []*storage
@@ -35,14 +37,14 @@ type named struct {
 	t         *tensor
 }
 
-func newReader(lim convert.Limits) *reader {
-	return &reader{lim: lim, storages: map[string]*storage{}, tensors: map[*pickle.Object]*tensor{}, seen: map[any]bool{}}
+func newReader(ctx context.Context, lim convert.Limits) *reader {
+	return &reader{ctx: ctx, lim: lim, storages: map[string]*storage{}, tensors: map[*pickle.Object]*tensor{}, seen: map[any]bool{}}
 }
 
 // options are the pickle options for a torch pickle: storages resolved as
 // they are met.
 func (r *reader) options() pickle.Options {
-	return pickle.Options{Limits: r.lim, Persistent: r.newStorage}
+	return pickle.Options{Limits: r.lim, Persistent: r.newStorage, Context: r.ctx}
 }
 
 // moduleInternals are nn.Module attributes that hold bookkeeping, not data.

@@ -108,7 +108,7 @@ const maxPickles = 1000
 // its scaler). Bytes after the last STOP that do not start a protocol 2+
 // pickle are ignored, as pickle.load ignores them.
 func (d *decoder) decode() ([]any, error) {
-	opt := pickle.Options{Limits: d.lim, AllowCall: allowCall, AfterBuild: d.afterBuild}
+	opt := pickle.Options{Limits: d.lim, AllowCall: allowCall, AfterBuild: d.afterBuild, Context: d.ctx}
 	dec := pickle.NewDecoderAt(d.data, 0, d.data.Size(), opt)
 	var roots []any
 	for {
@@ -172,7 +172,7 @@ func (d *decoder) afterBuild(in *pickle.Input, o *pickle.Object) (any, error) {
 	a := &array{dt: dt, shape: shape, fortran: order == "F", itemSize: itemSize(dtV, dt)}
 	if isObjectDType(dt.Descr) {
 		// joblib pickles object arrays (protocol 2) right after the wrapper.
-		v, err := in.DecodeNested(pickle.Options{Limits: d.lim, AllowCall: allowCall})
+		v, err := in.DecodeNested(pickle.Options{Limits: d.lim, AllowCall: allowCall, Context: d.ctx})
 		if err != nil {
 			return nil, err
 		}
