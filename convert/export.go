@@ -116,10 +116,16 @@ func Export(ctx context.Context, ck Checkpoint, dir Dir, opt Options) (*Sidecar,
 	}
 	var plan []int
 	layers := map[string]int{}
+	named := map[string]bool{}
 	for i, t := range info.Tensors {
 		if !sel.keep(t.Name) {
 			continue
 		}
+		if named[t.Name] {
+			// the rows of the two could not be told apart
+			return nil, Invalidf("two tensors are named %q", t.Name)
+		}
+		named[t.Name] = true
 		if !t.DType.Native() && t.DType.ValueType() != Float32 {
 			return nil, fmt.Errorf("tensor %q: no value type for %s", t.Name, t.DType)
 		}

@@ -284,6 +284,21 @@ func TestVerifyChecksTotalsAndPlacement(t *testing.T) {
 	}
 }
 
+// Two tensors under one name (a nested key and a dotted one, a name that
+// became the same text) would give rows no reader could tell apart.
+func TestExportRefusesTwoTensorsOfOneName(t *testing.T) {
+	ck := &fakeCkpt{info: Info{Format: "test"}}
+	ck.add("a.b", Float32, []int64{1}, f32s(1))
+	ck.add("a.b", Float32, []int64{1}, f32s(2))
+	dir := newMemDir()
+	if _, err := Export(context.Background(), ck, dir, Options{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `two tensors are named "a.b"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := dir.names(); len(n) != 0 {
+		t.Errorf("left %v", n)
+	}
+}
+
 func TestExportTruncatedStreamLeavesNothing(t *testing.T) {
 	ck := sampleCkpt()
 	ck.data[0] = ck.data[0][:10]
