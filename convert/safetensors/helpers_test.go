@@ -127,6 +127,8 @@ func hostileCases() []hostileCase {
 		{"three offsets", "", f32(`"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}`, 8), "3 values, not 2", false},
 		{"missing dtype", "", f32(`"a":{"shape":[1],"data_offsets":[0,4]}`, 8), "lacks dtype", false},
 		{"duplicate name", "safetensors-duplicate.safetensors", f32(`"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}`, 8), "names \"a\" twice", true},
+		{"a field given twice", "", f32(`"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"dtype":"I32"}`, 8), `gives "dtype" twice`, false},
+		{"a field given twice in another case", "", f32(`"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"DType":"I32"}`, 8), `gives "DType" twice`, false},
 		{"metadata not an object", "", f32(`"__metadata__":"x","a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}`, 8), "__metadata__ is not a JSON object", false},
 		{"junk after the JSON", "", f32(`"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}} {`, 8), "not valid JSON", false},
 		{"offset beyond int64", "", f32(`"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}`, 8), "bad header entry", false},

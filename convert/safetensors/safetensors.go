@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sort"
 
 	"ckpt2csv/convert"
@@ -187,7 +188,15 @@ func parseHeader(hdr []byte, lim convert.Limits) ([]entry, map[string]any, error
 			Shape       *[]int64 `json:"shape"`
 			DataOffsets *[]int64 `json:"data_offsets"`
 		}
-		if err := dec.Decode(&raw); err != nil {
+		var obj json.RawMessage
+		if err := dec.Decode(&obj); err != nil {
+			return nil, nil, convert.Invalidf("tensor %q: bad header entry: %v", name, err)
+		}
+		if k := repeatedKey(obj); k != "" {
+			// encoding/json would take the last (and match keys in any case)
+			return nil, nil, convert.Invalidf("tensor %q: header entry gives %q twice", name, k)
+		}
+		if err := json.Unmarshal(obj, &raw); err != nil {
 			return nil, nil, convert.Invalidf("tensor %q: bad header entry: %v", name, err)
 		}
 		if raw.DType == nil || raw.Shape == nil || raw.DataOffsets == nil {
@@ -208,6 +217,31 @@ func parseHeader(hdr []byte, lim convert.Limits) ([]entry, map[string]any, error
 		return nil, nil, convert.Invalidf("header has %d bytes after its JSON object", len(rest))
 	}
 	return entries, meta, nil
+}
+
+// repeatedKey is a key that a JSON object gives twice, ignoring case, or "".
+func repeatedKey(obj json.RawMessage) string {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := tok.(string)
+		if seen[strings.ToLower(k)] {
+			return k
+		}
+		seen[strings.ToLower(k)] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // build checks every entry against the data section and lays out Info.
