@@ -31,8 +31,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"sort"
+	"strings"
 
 	"ckpt2csv/convert"
 	"ckpt2csv/convert/shardindex"
