@@ -243,7 +243,7 @@ func (r *Runner) export(ctx context.Context, it Item) *EntryReport {
 		er.Status = StatusFailed
 		er.Permanent = Permanent(err)
 		er.Error = fmt.Sprintf("%s: %v", er.URI, err)
-		if er.Format != "" {
+		if er.Format != "" && !strings.HasPrefix(err.Error(), er.Format+": ") {
 			er.Error = fmt.Sprintf("%s: %s: %v", er.URI, er.Format, err)
 		}
 		log.Error().Str("format", er.Format).Bool("permanent", er.Permanent).Float64("duration", er.Seconds).

@@ -198,7 +198,10 @@ func (c *checkpoint) add(src convert.Source, h *header) error {
 			return convert.Invalidf("tensor %q: offset %d is not a multiple of the alignment %d", ti.name, ti.offset, h.alignment)
 		}
 		start, carry := bits.Add64(uint64(h.dataStart), ti.offset, 0)
-		if carry != 0 || start > uint64(size) {
+		if carry != 0 {
+			return convert.Invalidf("tensor %q: offset %d is past any file", ti.name, ti.offset)
+		}
+		if start > uint64(size) {
 			return convert.Invalidf("tensor %q: data starts at %d, past the file (%d bytes)", ti.name, start, size)
 		}
 		t := ggmlTypes[ti.typ]

@@ -308,8 +308,11 @@ func parseHeader(src convert.Source, budget int64, maxTensors int) (*header, err
 		if !isInt {
 			return nil, convert.Invalidf("general.alignment is not an integer")
 		}
-		if a <= 0 || a&(a-1) != 0 || a > 1<<30 {
+		if a <= 0 || a&(a-1) != 0 {
 			return nil, convert.Invalidf("general.alignment %d is not a power of two", a)
+		}
+		if a > 1<<30 {
+			return nil, convert.Invalidf("general.alignment %d is over the limit of 2^30", a)
 		}
 		h.alignment = a
 	}
