@@ -74,7 +74,7 @@ const protocol01Start = "(c}])NIFLSVXJKMGUT"
 
 // looksLikePickle decodes the head with the restricted reader: a pickle
 // either completes, runs out of head after a consistent start, or names a
-// refused global (a hostile pickle, for Open to report).
+// refused global or breaks a limit (a hostile pickle, for Open to report).
 func looksLikePickle(h []byte) bool {
 	if len(h) < 2 || bytes.HasPrefix(h, torchLegacyMagic) {
 		return false
@@ -94,7 +94,7 @@ func looksLikePickle(h []byte) bool {
 	switch {
 	case err == nil:
 		return true
-	case strings.Contains(err.Error(), "refusing"):
+	case strings.Contains(err.Error(), "refusing"), strings.Contains(err.Error(), "exceeds the limit"):
 		return true
 	}
 	return d.Offset() >= min(int64(len(h)), 64)

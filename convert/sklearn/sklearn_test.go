@@ -153,6 +153,7 @@ func TestMatch(t *testing.T) {
 		{"gzip of text", gzipOf([]byte("col_a,col_b\n1,2\n3,4\n")), false},
 		{"gzip of torch legacy", gzipOf([]byte("\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.")), false},
 		{"gzip pickle", gzipOf([]byte("\x80\x02}q\x00.")), true},
+		{"pickle over a limit", append([]byte("\x80\x04\x8b\xa0\x86\x01\x00"), make([]byte, 100000)...), true}, // Open says which
 		{"empty", nil, false},
 	}
 	for _, c := range cases {
