@@ -43,6 +43,9 @@ func openSource(ctx context.Context, uri string, deco Decorator) (*storage.Bucke
 			err = rerr
 		} else if ok {
 			obj, err = b.Object(ctx, k)
+		} else if idx, ierr := b.Object(ctx, key+".index"); ierr == nil {
+			// a TensorFlow checkpoint prefix, as tf.train.latest_checkpoint gives it
+			obj, err = idx, nil
 		}
 	}
 	if err != nil {

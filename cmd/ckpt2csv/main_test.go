@@ -268,3 +268,12 @@ func TestLimitFlagsAreEnforced(t *testing.T) {
 		t.Errorf("--max-tensors 0: exit %d", code)
 	}
 }
+
+// A TensorFlow checkpoint named by its prefix, as tf.train.latest_checkpoint
+// gives it, opens its .index.
+func TestTFCheckpointPrefixOpensItsIndex(t *testing.T) {
+	code, stdout, stderr := ckpt2csv(t, "inspect", "../../testdata/hostile/tf-bad-crc") // its index is sound; only data fails
+	if code != exitOK || !strings.Contains(stdout, ": tf, 1 tensors") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}
