@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -48,6 +49,15 @@ func Formats() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// CheckFormat says what is wrong with a --format value: "auto" or a
+// registered format's name.
+func CheckFormat(name string) error {
+	if name == "auto" || slices.Contains(Formats(), name) {
+		return nil
+	}
+	return fmt.Errorf("format %q: want auto or one of %s", name, strings.Join(Formats(), ", "))
 }
 
 // Open detects src's format (or uses name when it is not "" or "auto") and opens it.

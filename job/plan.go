@@ -3,7 +3,6 @@ package job
 import (
 	"fmt"
 	"path"
-	"slices"
 	"strings"
 
 	"ckpt2csv/convert"
@@ -32,8 +31,10 @@ func Plan(entries []Entry, index, count int) ([]Item, error) {
 		if err := storage.CheckURI(e.URI); err != nil {
 			return nil, usagef("entry %q: %v", storage.Redact(e.URI), err)
 		}
-		if e.Format != "" && e.Format != "auto" && !slices.Contains(convert.Formats(), e.Format) {
-			return nil, usagef("entry %q: format %q: want auto or one of %s", storage.Redact(e.URI), e.Format, strings.Join(convert.Formats(), ", "))
+		if e.Format != "" {
+			if err := convert.CheckFormat(e.Format); err != nil {
+				return nil, usagef("entry %q: %v", storage.Redact(e.URI), err)
+			}
 		}
 		id, err := entryID(e)
 		if err != nil {

@@ -139,7 +139,7 @@ func NewRunner(ctx context.Context, opt Options) (*Runner, error) {
 func (r *Runner) Close() error { return r.out.Close() }
 
 // Run exports every item, opt.Workers at a time, and writes the report.
-// Entries not started when ctx is cancelled are left out of the report.
+// Entries not started when ctx is cancelled are reported as failed.
 func (r *Runner) Run(ctx context.Context, runID string, items []Item) (*Report, error) {
 	rep := &Report{RunID: runID, ShardIndex: r.opt.ShardIndex, ShardCount: max(r.opt.ShardCount, 1), Started: time.Now().UTC().Format(time.RFC3339)}
 	results := make([]*EntryReport, len(items))
@@ -400,18 +400,19 @@ func (r *Runner) upToDate(ctx context.Context, b *storage.Bucket, obj *storage.O
 		old.CSV.Compression == want.Compression && old.CSV.ShardSize == want.ShardSize &&
 		old.CSV.RawText == want.RawText && slices.Equal(old.CSV.Include, want.Include) &&
 		slices.Equal(old.CSV.Exclude, want.Exclude)
+	if !same {
+		return false
+	}
 	for _, p := range old.Source.Parts {
-		if !same {
-			break
-		}
 		key, err := storage.SiblingKey(obj.Key(), p.Path)
 		if err != nil {
 			return false
 		}
-		a, err := b.Stat(ctx, key)
-		same = err == nil && a.Size == p.Size && a.ETag == p.ETag
+		if a, err := b.Stat(ctx, key); err != nil || a.Size != p.Size || a.ETag != p.ETag {
+			return false
+		}
 	}
-	return same
+	return true
 }
 
 // parts lists the objects read beside obj, by their path relative to its

@@ -147,8 +147,8 @@ func jobOptions(s settings, log zerolog.Logger) (job.Options, error) {
 	default:
 		return opt, fmt.Errorf("--compression %q: want gzip, zstd or none", s.Compression)
 	}
-	if s.Format != "auto" && !contains(convert.Formats(), s.Format) {
-		return opt, fmt.Errorf("--format %q: want auto or one of %s", s.Format, strings.Join(convert.Formats(), ", "))
+	if err := convert.CheckFormat(s.Format); err != nil {
+		return opt, fmt.Errorf("--%v", err)
 	}
 	if s.Workers < 1 {
 		return opt, fmt.Errorf("--workers must be at least 1")
@@ -175,15 +175,6 @@ func jobOptions(s settings, log zerolog.Logger) (job.Options, error) {
 		CSV: convert.Options{Columns: cols, Header: s.Header, Compression: s.Compression,
 			ShardSize: size, RawText: s.RawText, Include: s.Include, Exclude: s.Exclude},
 	}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // progressEvery is the time between two progress events of one checkpoint

@@ -167,10 +167,11 @@ func estimatorish(v any) bool {
 
 func (w *walker) object(o *pickle.Object, path, owner string, depth int) error {
 	cls := classOf(o)
-	switch {
-	case numpyobj.NotExported(cls) != "":
-		w.skip(path, numpyobj.NotExported(cls))
+	if why := numpyobj.NotExported(cls); why != "" {
+		w.skip(path, why)
 		return nil
+	}
+	switch {
 	case cls.Is("sklearn.tree._tree", "Tree") && o.Op == pickle.OpReduce && len(o.Args) >= 2:
 		// Tree(n_features, n_classes, n_outputs) + BUILD {max_depth, node_count, nodes, values}
 		if err := w.walk(o.Args[1], pickle.JoinPath(path, "n_classes"), cls.Name, depth+1); err != nil {
