@@ -17,9 +17,12 @@ import (
 
 // BatchValues is the number of values per record batch: large enough that
 // per-batch costs vanish, small enough that a few batches in flight per
-// worker keep memory flat (32 Ki values is at most 256 KiB of float64 and a
-// few MiB of CSV text).
-const BatchValues = 32 << 10
+// worker keep memory flat (16 Ki values is at most 128 KiB of float64 and
+// about 1 MiB of CSV text). A batch's text then stays in cache from its
+// formatting through its checksum and write: at 32 Ki, a ResNet-18 export
+// without compression took 9-15% longer, and smaller batches cost more per
+// batch than they saved.
+const BatchValues = 16 << 10
 
 var flatIndexField = arrow.Field{Name: "flat_index", Type: arrow.PrimitiveTypes.Int64}
 
