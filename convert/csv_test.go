@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -85,13 +86,26 @@ func TestFormatRecordEveryColumnOrder(t *testing.T) {
 		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(vals[1]))
 		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(vals[2]))
 		rec := buildRecord(schemaFor(Float32), Float32, raw, 3, 7, make([]int64, 3), nil)
-		text, ends := tmpl.formatRecord(nil, nil, rec)
-		rec.Release()
+		text := tmpl.formatRecord(nil, rec)
 		if string(text) != tc.want {
 			t.Errorf("columns %v:\n%s\nwant\n%s", tc.cols, text, tc.want)
 		}
-		if len(ends) != 3 || int(ends[2]) != len(text) {
-			t.Errorf("columns %v: row ends %v for %d bytes", tc.cols, ends, len(text))
+		// rowsTo cuts after the first row reaching n bytes from row first
+		lines := strings.SplitAfter(tc.want, "\n")[:3]
+		for first := range 3 {
+			for n := 1; n <= len(tc.want)+1; n++ {
+				rows, size := 0, 0
+				for _, l := range lines[first:] {
+					if size >= n {
+						break
+					}
+					rows, size = rows+1, size+len(l)
+				}
+				if r, sz := tmpl.rowsTo(rec, first, n); r != rows || sz != size {
+					t.Errorf("columns %v: rowsTo(%d, %d) = %d rows, %d bytes, want %d, %d", tc.cols, first, n, r, sz, rows, size)
+				}
+			}
 		}
+		rec.Release()
 	}
 }

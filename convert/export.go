@@ -221,7 +221,6 @@ type block struct {
 	idx    []int64 // flat_index values backing rec
 	wide   []byte  // widened values backing rec
 	text   []byte
-	ends   []int32
 	packed []byte
 	done   chan struct{}
 	// refs counts the shard writer and the shard checksum jobs still using
@@ -229,10 +228,10 @@ type block struct {
 	refs atomic.Int32
 }
 
+// format writes the batch's CSV text. The record stays until the block is
+// put back: a shard cut inside the block finds its row boundary in it.
 func (b *block) format(opt Options) {
-	b.text, b.ends = b.tmpl.formatRecord(b.text[:0], b.ends[:0], b.rec)
-	b.rec.Release()
-	b.rec = nil
+	b.text = b.tmpl.formatRecord(b.text[:0], b.rec)
 }
 
 // BlockPool bounds how many batches are in flight and keeps their buffers
@@ -435,8 +434,8 @@ func (s *shardWriter) run(order <-chan *block, sc *Sidecar) error {
 }
 
 func (s *shardWriter) writeBlock(b *block) error {
-	text, ends, packed := b.text, b.ends, b.packed
-	for len(ends) > 0 {
+	text, packed := b.text, b.packed
+	for first, rows := 0, b.rec.NumRows(); first < int(rows); {
 		if s.cur == nil {
 			if err := s.openShard(); err != nil {
 				return err
@@ -447,29 +446,17 @@ func (s *shardWriter) writeBlock(b *block) error {
 			if packed == nil {
 				packed = s.comp.compressOne(text)
 			}
-			if err := s.write(b, packed, len(text), int64(len(ends))); err != nil {
-				return err
-			}
-			return nil
+			return s.write(b, packed, len(text), rows-int64(first))
 		}
 		// cut after the first row that reaches the shard size
-		k := 0
-		for int64(ends[k]) < room {
-			k++
-		}
-		cut := int(ends[k])
-		if err := s.write(b, s.comp.compressOne(text[:cut]), cut, int64(k+1)); err != nil {
+		k, cut := b.tmpl.rowsTo(b.rec, first, int(room))
+		if err := s.write(b, s.comp.compressOne(text[:cut]), cut, int64(k)); err != nil {
 			return err
 		}
 		if err := s.closeShard(); err != nil {
 			return err
 		}
-		text, packed = text[cut:], nil
-		rest := ends[k+1:]
-		for i := range rest {
-			rest[i] -= int32(cut)
-		}
-		ends = rest
+		text, packed, first = text[cut:], nil, first+k
 	}
 	return nil
 }
