@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The performance benchmark: exports a ResNet-18-shaped PyTorch state_dict
 # (11.7M values) and a 60M-value one (a 200 MB embedding) with each
-# compression, records wall time (best of three) and peak RSS (/usr/bin/time -v), measures the
+# compression, records wall time (fastest of five rounds, $BENCH_ROUNDS) and peak RSS (/usr/bin/time -v), measures the
 # machine's limits on the same data (bench/limits), runs the Python recipe
 # users run today where Debian's python3-torch is installed, and prints a
 # table (also saved to bench/results/latest.md).
@@ -28,21 +28,14 @@ timed() {
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$RES/time.txt")
   RSS=$(awk '/Maximum resident set size/ {printf "%.0f", $NF/1024}' "$RES/time.txt")
 }
-# best3 DIR CMD...: the fastest WALL of three runs of CMD --out DIR, and the
-# largest RSS. Each run's output is deleted at once: deleted before it is
-# written back, it costs no disk time, while writeback in progress slows
-# writes into the page cache up to 10x on this machine.
-best3() {
-  local dir=$1 w=0 r=0
-  shift
-  for i in 1 2 3; do
-    timed "$@" --out "$dir"
-    rm -rf "$dir"
-    w=$(awk -v a="$w" -v b="$WALL" -v i="$i" 'BEGIN {print (i == 1 || b < a) ? b : a}')
-    r=$(( RSS > r ? RSS : r ))
-  done
-  WALL=$w RSS=$r
-}
+# Each mode's time is the fastest of ROUNDS runs and its RSS the largest.
+# The exports take turns, round after round: this VM's speed drifts from
+# minute to minute (the same export measured 2.2 s and then 3.5 s for a
+# minute), and taking turns spreads each export's runs across that drift. Each run's output
+# is deleted at once: deleted before it is written back, it costs no disk
+# time, while writeback in progress slows writes into the page cache up to
+# 10x on this machine.
+ROUNDS=${BENCH_ROUNDS:-5}
 values() { # total values of a checkpoint, from inspect
   bin/ckpt2csv inspect --json "$1" | awk -F': ' '/"values"/ {gsub(/[ ,]/,"",$2); print $2; exit}'
 }
@@ -53,18 +46,26 @@ table=$RES/latest.md
 {
   echo "ckpt2csv benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(go version | awk '{print $3}'), load $(cut -d' ' -f1 /proc/loadavg)"
   echo
-  echo "| checkpoint | values | mode | seconds (best of 3) | M values/s | CSV MB/s | peak RSS MB | tightest limit (M values/s) | ratio to limit |"
+  echo "| checkpoint | values | mode | seconds (best of $ROUNDS) | M values/s | CSV MB/s | peak RSS MB | tightest limit (M values/s) | ratio to limit |"
   echo "|---|---|---|---|---|---|---|---|---|"
 } >"$table"
+
+declare -A wall=() rss=()
+for _ in $(seq "$ROUNDS"); do
+  for ck in resnet18 big60m; do
+    for mode in none gzip zstd; do
+      timed bin/ckpt2csv convert "$DATA/$ck.pt" --out "$OUT/$mode" --compression "$mode" --log-level warn
+      rm -rf "$OUT/$mode"
+      k=$ck/$mode
+      wall[$k]=$(awk -v a="${wall[$k]:-}" -v b="$WALL" 'BEGIN {print (a == "" || b < a) ? b : a}')
+      rss[$k]=$(( RSS > ${rss[$k]:-0} ? RSS : ${rss[$k]:-0} ))
+    done
+  done
+done
 
 for ck in resnet18 big60m; do
   src=$DATA/$ck.pt
   n=$(values "$src")
-  declare -A wall rss
-  for mode in none gzip zstd; do
-    best3 "$OUT/$mode" bin/ckpt2csv convert "$src" --compression "$mode" --log-level warn
-    wall[$mode]=$WALL rss[$mode]=$RSS
-  done
   # the limits are measured on the CSV text of an untimed export
   bin/ckpt2csv convert "$src" --out "$OUT/plain" --compression none --log-level warn
   id=$(find "$OUT/plain" -path "*$ck.pt/metadata.json" | head -1 | xargs dirname)
@@ -86,12 +87,12 @@ for ck in resnet18 big60m; do
   limit[gzip]=$(cpu_limit "$g" "$gr")
   limit[zstd]=$(cpu_limit "$z" "$zr")
   for mode in none gzip zstd; do
-    rate=$(awk -v n="$n" -v s="${wall[$mode]}" 'BEGIN {print n/s}')
-    echo "| $ck | $n | $mode | ${wall[$mode]} | $(mps "$n" "${wall[$mode]}") | $(mps "$csvbytes" "${wall[$mode]}") | ${rss[$mode]} | $(mps "${limit[$mode]}" 1) | $(ratio "$rate" "${limit[$mode]}") |" >>"$table"
+    s=${wall[$ck/$mode]}
+    rate=$(awk -v n="$n" -v s="$s" 'BEGIN {print n/s}')
+    echo "| $ck | $n | $mode | $s | $(mps "$n" "$s") | $(mps "$csvbytes" "$s") | ${rss[$ck/$mode]} | $(mps "${limit[$mode]}" 1) | $(ratio "$rate" "${limit[$mode]}") |" >>"$table"
   done
   echo "| $ck | limits | format $(mps "$f" 1), gzip $(mps "$g" 1), zstd $(mps "$z" 1), sha256 $(mps "$h" 1) (1 core), write $(mps "$w" 1) M values/s | | | | | | |" >>"$table"
-  if [ "$ck" = resnet18 ]; then resnet_wall_gzip=${wall[gzip]} resnet_wall_none=${wall[none]} resnet_n=$n; fi
-  if [ "$ck" = big60m ]; then big_rss=${rss[gzip]}; fi
+  if [ "$ck" = resnet18 ]; then resnet_n=$n; fi
   rm -rf "$OUT"
 done
 
@@ -120,8 +121,8 @@ if have_torch; then
   py_rate=$(awk -v n="$resnet_n" -v s="$WALL" 'BEGIN {print n/s}')
   {
     echo "Python recipe (torch.load + csv.writer) on resnet18: $WALL s, $(mps "$resnet_n" "$WALL") M values/s, peak RSS $RSS MB."
-    echo "Speed-up of ckpt2csv: gzip $(ratio "$WALL" "$resnet_wall_gzip")x, none $(ratio "$WALL" "$resnet_wall_none")x."
+    echo "Speed-up of ckpt2csv: gzip $(ratio "$WALL" "${wall[resnet18/gzip]}")x, none $(ratio "$WALL" "${wall[resnet18/none]}")x."
   } >>"$table"
 fi
-echo "Peak RSS exporting big60m (gzip): $big_rss MB." >>"$table"
+echo "Peak RSS exporting big60m (gzip): ${rss[big60m/gzip]} MB." >>"$table"
 cat "$table"
