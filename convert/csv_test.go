@@ -68,6 +68,24 @@ func TestAppendFloatShortestAtOwnWidth(t *testing.T) {
 	}
 }
 
+// flat_index carries through 99 -> 100 and 999 -> 1000 inside one batch.
+func TestFormatRecordFlatIndexCarries(t *testing.T) {
+	for _, first := range []int64{0, 95, 995, 99995} {
+		raw := make([]byte, 4*12)
+		rec := buildRecord(schemaFor(Float32), Float32, raw, 12, first, make([]int64, 12), nil)
+		tmpl := newRowTemplate(DefaultColumns, 1, "fc", "bias", "fc.bias", false)
+		text := tmpl.formatRecord(nil, rec)
+		rec.Release()
+		var want strings.Builder
+		for i := range int64(12) {
+			want.WriteString("1,fc,bias,fc.bias," + strconv.FormatInt(first+i, 10) + ",0\n")
+		}
+		if string(text) != want.String() {
+			t.Errorf("from %d:\n%s\nwant\n%s", first, text, want.String())
+		}
+	}
+}
+
 func TestFormatRecordEveryColumnOrder(t *testing.T) {
 	vals := []float32{0.5, -1.25e-7, float32(math.NaN())}
 	for _, tc := range []struct {

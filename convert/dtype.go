@@ -121,6 +121,9 @@ func Float8E5M2To32(v uint8) float32 { return Float16To32(uint16(v) << 8) }
 // BFloat16To32 widens bfloat16 bits exactly.
 func BFloat16To32(v uint16) float32 { return math.Float32frombits(uint32(v) << 16) }
 
+// canonicalNaN32 is float32's canonical quiet NaN.
+var canonicalNaN32 = math.Float32frombits(0x7fc00000)
+
 // CanonicalNaN rewrites, in place, every NaN among the little-endian values of
 // type d in b to its dtype's canonical quiet NaN, so that a checksum covers
 // only what CSV text can carry (SPEC §5).

@@ -323,8 +323,6 @@ func readTensor(ctx context.Context, ck Checkpoint, ti int, t Tensor, rec *Tenso
 				b.raw[i] = min(v, 1)
 			}
 		}
-		CanonicalNaN(vt, b.raw)
-		h.Write(b.raw)
 		b.idx = grow(b.idx, n)
 		switch vt {
 		case Float16, BFloat16, Float8E4M3, Float8E5M2:
@@ -338,6 +336,10 @@ func readTensor(ctx context.Context, ck Checkpoint, ti int, t Tensor, rec *Tenso
 		} else {
 			acc.addRaw(vt, b.raw)
 		}
+		if vt != Float32 { // addFloats made float32 NaNs canonical
+			CanonicalNaN(vt, b.raw)
+		}
+		h.Write(b.raw)
 		b.tmpl = &tmpl
 		select {
 		case order <- b:

@@ -3,7 +3,9 @@ package convert
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -146,6 +148,30 @@ func TestExportWritesSpecRows(t *testing.T) {
 	}
 	st := sc.Tensors[0].Stats
 	if st.NaN != 1 || st.Inf != 1 || float64(st.Min) != float64(float32(-0.012345678)) {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// Every NaN is hashed as the canonical one of its dtype (SPEC §5), whatever
+// its sign and payload.
+func TestExportHashesNaNCanonical(t *testing.T) {
+	ck := &fakeCkpt{info: Info{Format: "test"}}
+	nans := []uint32{0x7fc00000, 0xffc00000, 0x7f800001, 0xffffffff}
+	var raw, canon []byte
+	for _, u := range nans {
+		raw = binary.LittleEndian.AppendUint32(raw, u)
+		canon = binary.LittleEndian.AppendUint32(canon, 0x7fc00000)
+	}
+	ck.add("w", Float32, []int64{4}, raw)
+	sc, err := Export(context.Background(), ck, newMemDir(), Options{Compression: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(canon)
+	if got := sc.Tensors[0].SHA256; got != hex.EncodeToString(sum[:]) {
+		t.Errorf("sha256 %s, want that of four canonical NaNs", got)
+	}
+	if st := sc.Tensors[0].Stats; st.NaN != 4 {
 		t.Errorf("stats %+v", st)
 	}
 }

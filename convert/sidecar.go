@@ -149,14 +149,16 @@ type statsAcc struct {
 func newStatsAcc() statsAcc { return statsAcc{min: math.Inf(1), max: math.Inf(-1)} }
 
 // addFloats is add over float32 values, kept in local variables: this loop
-// runs once per exported value.
+// runs once per exported value. It also rewrites every NaN as the canonical
+// one (CanonicalNaN), which saves float32 values a pass of their own.
 func (s *statsAcc) addFloats(vals []float32) {
 	lo, hi, sum, sq := s.min, s.max, s.sum, s.sumSq
 	var n, nan, zeros int64
-	for _, v := range vals {
+	for i, v := range vals {
 		f := float64(v)
 		if f != f {
 			nan++
+			vals[i] = canonicalNaN32
 			continue
 		}
 		if f < lo {
