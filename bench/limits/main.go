@@ -79,8 +79,8 @@ func measure(ckpt string, csvPaths []string, out string, remove bool) (*Result, 
 		}
 	}
 	// Each figure is the best of three passes, as bench/run.sh takes the
-	// best of three exports (CPU work varies by 20% here, page-cache writes
-	// far more). The writes go first, while this process is as small as an
+	// fastest of five rounds of exports (CPU work varies by 20% here, and
+	// up to 60% for a minute at a time; page-cache writes far more). The writes go first, while this process is as small as an
 	// export: after the passes below had churned gigabytes of memory, the
 	// same 3 GB took 3.4-6.5 s instead of 0.6 s.
 	dst := filepath.Join(out, "limits-write.csv")
