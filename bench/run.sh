@@ -28,13 +28,14 @@ timed() {
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$RES/time.txt")
   RSS=$(awk '/Maximum resident set size/ {printf "%.0f", $NF/1024}' "$RES/time.txt")
 }
-# Each mode's time is the fastest of ROUNDS runs and its RSS the largest.
-# The exports take turns, round after round: this VM's speed drifts from
-# minute to minute (the same export measured 2.2 s and then 3.5 s for a
-# minute), and taking turns spreads each export's runs across that drift. Each run's output
-# is deleted at once: deleted before it is written back, it costs no disk
-# time, while writeback in progress slows writes into the page cache up to
-# 10x on this machine.
+# Each export's time is the fastest of ROUNDS runs and its RSS the largest;
+# each limit is the fastest of ROUNDS passes. The exports take turns, round
+# after round: this VM's speed drifts from minute to minute (the same export
+# measured 2.2 s and then 3.5 s for a minute, its CPU time 60% higher), and
+# taking turns spreads each export's runs across that drift. Each run's
+# output is deleted at once: deleted before it is written back, it costs no
+# disk time, while writeback in progress slows writes into the page cache up
+# to 10x on this machine.
 ROUNDS=${BENCH_ROUNDS:-5}
 values() { # total values of a checkpoint, from inspect
   bin/ckpt2csv inspect --json "$1" | awk -F': ' '/"values"/ {gsub(/[ ,]/,"",$2); print $2; exit}'
@@ -70,7 +71,7 @@ for ck in resnet18 big60m; do
   bin/ckpt2csv convert "$src" --out "$OUT/plain" --compression none --log-level warn
   id=$(find "$OUT/plain" -path "*$ck.pt/metadata.json" | head -1 | xargs dirname)
   csvbytes=$(awk -F': ' '/"bytes"/ {gsub(/[ ,]/,"",$2); print $2; exit}' "$id/metadata.json")
-  lim=$(bin/limits -ckpt "$src" -out "$DATA" -remove "$id"/part-*.csv)
+  lim=$(bin/limits -ckpt "$src" -out "$DATA" -passes "$ROUNDS" -remove "$id"/part-*.csv)
   get() { echo "$lim" | tr ',{}' '\n\n\n' | awk -F: -v k="\"$1\"" '$1==k {print $2}'; }
   f=$(get format_values_per_s) g=$(get gzip_values_per_s) z=$(get zstd_values_per_s) w=$(get write_values_per_s)
   h=$(get sha256_values_per_s) gr=$(get gzip_ratio) zr=$(get zstd_ratio)
@@ -118,7 +119,6 @@ echo "inspect of a $(( $(stat -c %s "$big") >> 20 )) MiB checkpoint read $read_b
 if have_torch; then
   timed "$PY" bench/python_recipe.py "$DATA/resnet18.pt" "$DATA/python.csv"
   rm -f "$DATA/python.csv"
-  py_rate=$(awk -v n="$resnet_n" -v s="$WALL" 'BEGIN {print n/s}')
   {
     echo "Python recipe (torch.load + csv.writer) on resnet18: $WALL s, $(mps "$resnet_n" "$WALL") M values/s, peak RSS $RSS MB."
     echo "Speed-up of ckpt2csv: gzip $(ratio "$WALL" "${wall[resnet18/gzip]}")x, none $(ratio "$WALL" "${wall[resnet18/none]}")x."

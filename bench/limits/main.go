@@ -6,7 +6,7 @@
 // stream), each timed alone on text already read into memory. bench/run.sh adds their
 // costs per value into the tightest limit of each compression mode.
 //
-//	limits -ckpt FILE -out DIR [-remove] PLAIN.csv...
+//	limits -ckpt FILE -out DIR [-passes N] [-remove] PLAIN.csv...
 package main
 
 import (
@@ -37,9 +37,10 @@ import (
 func main() {
 	ckpt := flag.String("ckpt", "", "checkpoint whose values to format")
 	out := flag.String("out", os.TempDir(), "directory to write into")
+	passes := flag.Int("passes", 3, "measurements of each limit, the fastest kept")
 	remove := flag.Bool("remove", false, "delete the CSV files once read")
 	flag.Parse()
-	res, err := measure(*ckpt, flag.Args(), *out, *remove)
+	res, err := measure(*ckpt, flag.Args(), *out, max(*passes, 1), *remove)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "limits:", err)
 		os.Exit(1)
@@ -65,7 +66,7 @@ type Result struct {
 	FormatMVals float64 `json:"format_mvalues_per_s"`
 }
 
-func measure(ckpt string, csvPaths []string, out string, remove bool) (*Result, error) {
+func measure(ckpt string, csvPaths []string, out string, passes int, remove bool) (*Result, error) {
 	sample, total, err := readSample(csvPaths, sampleSize)
 	if err != nil {
 		return nil, err
@@ -78,14 +79,15 @@ func measure(ckpt string, csvPaths []string, out string, remove bool) (*Result, 
 			os.Remove(p)
 		}
 	}
-	// Each figure is the best of three passes, as bench/run.sh takes the
-	// fastest of five rounds of exports (CPU work varies by 20% here, and
-	// up to 60% for a minute at a time; page-cache writes far more). The writes go first, while this process is as small as an
-	// export: after the passes below had churned gigabytes of memory, the
-	// same 3 GB took 3.4-6.5 s instead of 0.6 s.
+	// Each figure is the fastest of its passes, as bench/run.sh keeps the
+	// fastest of its rounds of exports (CPU work varies by 20% here, and up
+	// to 60% for a minute at a time; page-cache writes far more). The
+	// writes go first, while this process is as small as an export:
+	// after the passes below had churned gigabytes of memory, the same 3 GB
+	// took 3.4-6.5 s instead of 0.6 s.
 	dst := filepath.Join(out, "limits-write.csv")
 	write := math.Inf(1)
-	for range 3 {
+	for range passes {
 		w, err := writeFile(dst, sample, total)
 		if err != nil {
 			return nil, err
@@ -108,7 +110,7 @@ func measure(ckpt string, csvPaths []string, out string, remove bool) (*Result, 
 	zs := func(dst, src []byte) []byte { return enc.EncodeAll(src, dst[:0]) }
 	var format, sha, gzSec, zsSec float64
 	var gzipped, zstded int64
-	for pass := range 3 {
+	for pass := range passes {
 		f := timeIt(func() { formatAll(vals) })
 		h := timeIt(func() { sha256.Sum256(sample) })
 		var g, z int64
