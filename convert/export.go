@@ -373,13 +373,14 @@ type selector struct{ include, exclude []*regexp.Regexp }
 func newSelector(include, exclude []string) (*selector, error) {
 	s := &selector{}
 	for _, l := range []struct {
+		name  string
 		globs []string
 		out   *[]*regexp.Regexp
-	}{{include, &s.include}, {exclude, &s.exclude}} {
+	}{{"include", include, &s.include}, {"exclude", exclude, &s.exclude}} {
 		for _, g := range l.globs {
 			re, err := glob.Compile(g, false)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s %q: %v", l.name, g, err)
 			}
 			*l.out = append(*l.out, re)
 		}

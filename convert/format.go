@@ -60,6 +60,13 @@ func CheckFormat(name string) error {
 	return fmt.Errorf("format %q: want auto or one of %s", name, strings.Join(Formats(), ", "))
 }
 
+// CheckSelection says what is wrong with --include and --exclude globs, as
+// Export would find it.
+func CheckSelection(include, exclude []string) error {
+	_, err := newSelector(include, exclude)
+	return err
+}
+
 // Open detects src's format (or uses name when it is not "" or "auto") and opens it.
 func Open(ctx context.Context, src Source, name string, lim Limits) (Checkpoint, error) {
 	if name != "" && name != "auto" {

@@ -19,7 +19,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"ckpt2csv/convert"
-	"ckpt2csv/internal/glob"
 	"ckpt2csv/job"
 	"ckpt2csv/storage"
 )
@@ -153,12 +152,8 @@ func jobOptions(s settings, log zerolog.Logger) (job.Options, error) {
 	if s.Workers < 1 {
 		return opt, fmt.Errorf("--workers must be at least 1")
 	}
-	for flag, globs := range map[string][]string{"include": s.Include, "exclude": s.Exclude} {
-		for _, g := range globs {
-			if _, err := glob.Compile(g, false); err != nil {
-				return opt, fmt.Errorf("--%s %q: %v", flag, g, err)
-			}
-		}
+	if err := convert.CheckSelection(s.Include, s.Exclude); err != nil {
+		return opt, fmt.Errorf("--%v", err)
 	}
 	lim, err := s.Limits.limits()
 	if err != nil {
