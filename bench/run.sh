@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The performance benchmark: exports a ResNet-18-shaped PyTorch state_dict
 # (11.7M values) and a 60M-value one (a 200 MB embedding) with each
-# compression, records wall time (fastest of five rounds, $BENCH_ROUNDS) and peak RSS (/usr/bin/time -v), measures the
-# machine's limits on the same data (bench/limits), runs the Python recipe
-# users run today where Debian's python3-torch is installed, and prints a
-# table (also saved to bench/results/latest.md).
+# compression, records wall time (the fastest of $BENCH_ROUNDS rounds,
+# default 5) and peak RSS (/usr/bin/time -v), measures the machine's limits
+# on the same data (bench/limits), runs the Python recipe users run today
+# where Debian's python3-torch is installed, and prints a table (also saved
+# to bench/results/latest.md).
 #   bench/run.sh [DATA_DIR]     checkpoints are generated once into DATA_DIR (default bench/data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
